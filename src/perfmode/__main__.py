@@ -1,0 +1,3 @@
+from perfmode.cli import main
+
+main()

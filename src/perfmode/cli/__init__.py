@@ -1,0 +1,11 @@
+"""The ``perfmode`` command line: a thin Typer layer over the library."""
+
+from perfmode.cli import mode  # noqa: F401  (registers commands)
+from perfmode.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

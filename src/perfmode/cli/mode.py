@@ -1,0 +1,90 @@
+"""``perfmode set`` and ``perfmode status``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
+from perfmode.report import build_status
+from perfmode.settings import Mode, SettingsStore, parse_time, utc_now
+
+
+@app.command("set")
+def set_mode(
+    mode: Annotated[Mode, typer.Argument(help="The mode to run in.", show_default=False)],
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set the mode every trainer of this home follows (within a second)."""
+    setup_logging()
+    h = home_of(home)
+    settings = SettingsStore(h.settings).set_mode(mode, changed_by="cli")
+    if json_out:
+        print_json(build_status(h))
+        return
+    typer.echo(f"Mode: {settings.mode.value} (set by {settings.changed_by}, {_when(settings.changed_at)})")
+
+
+@app.command()
+def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Show the requested mode, who set it, and what the trainer applied."""
+    report = build_status(home_of(home))
+    if json_out:
+        print_json(report)
+        return
+    for label, value in status_lines(report):
+        typer.echo(f"{label:<16}{value}")
+
+
+def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
+    lines = []
+    who = f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
+    lines.append(("Requested mode", f"{r['requested_mode']}  {who}".rstrip()))
+    settings = "ok" if r["settings_ok"] else f"PROBLEM: {r['settings_problem']}"
+    lines.append(("Settings", f"{r['settings_file']} ({settings})"))
+    t = r["trainer"]
+    if t is None:
+        last = r["runs"][0] if r["runs"] else None
+        extra = f" (last run {last['run']!r} at {last.get('timesteps', 0):,} steps)" if last else ""
+        lines.append(("Trainer", "not running" + extra))
+    else:
+        lines.append(("Trainer", f"running, pid {t['pid']}, run {t['run']!r}"))
+        lines.append(("Applied", _applied(t)))
+        lines.append(("Progress", _progress(t)))
+        if t.get("last_checkpoint"):
+            lines.append(("Checkpoint", f"{t['last_checkpoint']} ({t['last_checkpoint_timesteps']:,} steps)"))
+        if t.get("settings_problem"):
+            lines.append(("Trainer saw", str(t["settings_problem"])))
+    return lines
+
+
+def _applied(t: dict[str, Any]) -> str:
+    cpu = t.get("cpu_share")
+    cpu_s = f"{cpu:.0%}" if isinstance(cpu, int | float) else "?"
+    return (
+        f"{t.get('applied_mode')} (batch {t.get('batch_size')}, epochs {t.get('n_epochs')}, "
+        f"threads {t.get('torch_threads')}, cpu {cpu_s}) {_when(parse_time(t.get('applied_at')))}"
+    )
+
+
+def _progress(t: dict[str, Any]) -> str:
+    done, total, fps = t.get("timesteps") or 0, t.get("total_timesteps") or 0, t.get("fps")
+    pct = f" ({done / total:.1%})" if total else ""
+    speed = f", {fps:,.0f} steps/s" if isinstance(fps, int | float) else ""
+    return f"{done:,} / {total:,} steps{pct}{speed}"
+
+
+def _when(t: datetime | None) -> str:
+    if t is None:
+        return "at an unknown time"
+    ago = (utc_now() - t).total_seconds()
+    if ago < 90:
+        rel = f"{max(ago, 0):.0f} s ago"
+    elif ago < 5400:
+        rel = f"{ago / 60:.0f} min ago"
+    else:
+        rel = f"{ago / 3600:.1f} h ago"
+    return f"at {t.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}, {rel}"

@@ -1,0 +1,83 @@
+"""Where everything lives: one *home* folder per set of runs.
+
+Every path the project reads or writes is built here, so moving a file is a one-line change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from perfmode.errors import UsageError
+
+HOME_ENV = "PERFMODE_HOME"
+DEFAULT_RUN = "default"
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def resolve_home(home: Path | str | None = None) -> Home:
+    """``home`` if given, else ``$PERFMODE_HOME``, else the current directory."""
+    if home is None or str(home) == "":
+        home = os.environ.get(HOME_ENV) or Path.cwd()
+    root = Path(home).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"home {root} is a file, not a folder; pass --home DIR with a folder")
+    return Home(root.resolve())
+
+
+def check_run_name(run: str) -> str:
+    if not _RUN_NAME.match(run):
+        raise UsageError(
+            f"run name {run!r} is not allowed; use letters, digits, '.', '_' or '-' (max 64)"
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "settings.json"
+
+    @property
+    def settings_lock(self) -> Path:
+        return self.root / "settings.json.lock"
+
+    @property
+    def daemon_lock(self) -> Path:
+        return self.root / "schedule.lock"
+
+    @property
+    def daemon_pid(self) -> Path:
+        return self.root / "schedule.pid"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def run_dir(self, run: str = DEFAULT_RUN) -> Path:
+        return self.runs_dir / check_run_name(run)
+
+    def checkpoints_dir(self, run: str = DEFAULT_RUN) -> Path:
+        return self.run_dir(run) / "checkpoints"
+
+    def status_file(self, run: str = DEFAULT_RUN) -> Path:
+        return self.run_dir(run) / "status.json"
+
+    def metrics_file(self, run: str = DEFAULT_RUN) -> Path:
+        return self.run_dir(run) / "metrics.csv"
+
+    def log_file(self, run: str = DEFAULT_RUN) -> Path:
+        return self.run_dir(run) / "train.log"
+
+    def train_lock(self, run: str = DEFAULT_RUN) -> Path:
+        return self.run_dir(run) / "train.lock"
+
+    def run_names(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir())

@@ -1,0 +1,29 @@
+"""``perfmode status``: one dict that the CLI prints as a table or as JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from perfmode.home import Home
+from perfmode.runstatus import run_statuses
+from perfmode.settings import SettingsStore, format_time, utc_now
+
+
+def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utc_now()
+    settings = SettingsStore(home.settings).read()
+    runs = run_statuses(home, now)
+    running = [r for r in runs if r["running"]]
+    return {
+        "home": str(home.root),
+        "settings_file": str(home.settings),
+        "requested_mode": settings.mode.value,
+        "changed_by": settings.changed_by,
+        "changed_at": format_time(settings.changed_at) if settings.changed_at else None,
+        "settings_ok": settings.ok,
+        "settings_problem": settings.problem,
+        # The trainer that is running now (newest heartbeat), or None.
+        "trainer": running[0] if running else None,
+        "runs": runs,
+    }
