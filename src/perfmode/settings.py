@@ -96,7 +96,9 @@ def parse_settings(raw: bytes, mtime: datetime | None = None) -> Settings:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return Settings(
-            DEFAULT_MODE, problem=f"settings.json is not valid JSON ({e}); using quiet", corrupt=True
+            DEFAULT_MODE,
+            problem=f"settings.json is not valid JSON ({e}); using quiet",
+            corrupt=True,
         )
     if not isinstance(data, dict):
         kind = type(data).__name__
@@ -133,6 +135,16 @@ def parse_settings(raw: bytes, mtime: datetime | None = None) -> Settings:
     return Settings(mode, changed_by, changed_at, data=data)
 
 
+def apply_mode(
+    data: dict[str, Any], mode: Mode, changed_by: str, now: datetime | None = None
+) -> None:
+    """Write ``mode`` and its bookkeeping into a settings object (inside ``update``)."""
+    data[MODE_KEY] = mode.value
+    data["changed_at"] = format_time(now or utc_now())
+    data["changed_by"] = changed_by
+    data["changed_to"] = mode.value
+
+
 class SettingsStore:
     def __init__(self, path: Path, *, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
         self.path = Path(path)
@@ -158,19 +170,22 @@ class SettingsStore:
             return Settings(DEFAULT_MODE, problem=f"cannot read {self.path} ({e}); using quiet")
         return parse_settings(raw, mtime)
 
-    def update(self, change: Callable[[dict[str, Any]], None]) -> Settings:
-        """Read-modify-write under the lock. ``change`` edits the dict in place.
+    def update(self, change: Callable[[dict[str, Any], Settings], bool | None]) -> Settings:
+        """Read-modify-write under the lock.
 
+        ``change(data, current)`` edits ``data`` (the file's object) in place; ``current`` is
+        the judged read it came from. Returning ``False`` means "nothing to do": no write.
         A file that cannot be parsed is copied aside first, so nothing the user typed is lost.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with FileLock(self.lock_path, timeout=self.lock_timeout):
                 current = self.read()
+                data = dict(current.data)
+                if change(data, current) is False:
+                    return current
                 if current.corrupt:
                     self._keep_corrupt_copy()
-                data = dict(current.data)
-                change(data)
                 atomic_write_json(self.path, data)
         except Timeout:
             raise PerfmodeError(
@@ -182,17 +197,11 @@ class SettingsStore:
             raise PerfmodeError(f"cannot write {self.path}: {e}; nothing was changed") from None
         return self.read()
 
-    def set_mode(self, mode: Mode | str, changed_by: str, *, now: datetime | None = None) -> Settings:
+    def set_mode(
+        self, mode: Mode | str, changed_by: str, *, now: datetime | None = None
+    ) -> Settings:
         mode = parse_mode(mode)
-        stamp = format_time(now or utc_now())
-
-        def change(data: dict[str, Any]) -> None:
-            data[MODE_KEY] = mode.value
-            data["changed_at"] = stamp
-            data["changed_by"] = changed_by
-            data["changed_to"] = mode.value
-
-        return self.update(change)
+        return self.update(lambda data, _: apply_mode(data, mode, changed_by, now))
 
     def _keep_corrupt_copy(self) -> Path:
         stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")

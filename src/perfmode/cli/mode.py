@@ -25,7 +25,9 @@ def set_mode(
     if json_out:
         print_json(build_status(h))
         return
-    typer.echo(f"Mode: {settings.mode.value} (set by {settings.changed_by}, {_when(settings.changed_at)})")
+    typer.echo(
+        f"Mode: {settings.mode.value} (set by {settings.changed_by}, {_when(settings.changed_at)})"
+    )
 
 
 @app.command()
@@ -41,7 +43,9 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 
 def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     lines = []
-    who = f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
+    who = (
+        f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
+    )
     lines.append(("Requested mode", f"{r['requested_mode']}  {who}".rstrip()))
     settings = "ok" if r["settings_ok"] else f"PROBLEM: {r['settings_problem']}"
     lines.append(("Settings", f"{r['settings_file']} ({settings})"))
@@ -55,7 +59,9 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("Applied", _applied(t)))
         lines.append(("Progress", _progress(t)))
         if t.get("last_checkpoint"):
-            lines.append(("Checkpoint", f"{t['last_checkpoint']} ({t['last_checkpoint_timesteps']:,} steps)"))
+            lines.append(
+                ("Checkpoint", f"{t['last_checkpoint']} ({t['last_checkpoint_timesteps']:,} steps)")
+            )
         if t.get("settings_problem"):
             lines.append(("Trainer saw", str(t["settings_problem"])))
     return lines
