@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from perfmode.cli import app
+from perfmode.home import Home
+
+PERFMODE = [sys.executable, "-m", "perfmode"]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    root = tmp_path / "home"
+    root.mkdir()
+    monkeypatch.delenv("PERFMODE_HOME", raising=False)
+    return Home(root)
+
+
+@pytest.fixture
+def cli(home: Home):
+    """Run the CLI in-process against the test home."""
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(app, [*args, "--home", str(home.root)], env=env)
+
+    return invoke
+
+
+def run_perfmode(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it: a separate process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [*PERFMODE, *args], capture_output=True, text=True, timeout=timeout, env=env, **kw
+    )
