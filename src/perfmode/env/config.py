@@ -1,0 +1,177 @@
+"""The ``env:`` section of the YAML config: where the prices come from and the risk limits.
+
+Kept free of numpy/pandas imports so the trainer's config loading stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from perfmode.configutil import check, from_mapping
+from perfmode.errors import UsageError
+
+SYNTHETIC = "synthetic"
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """One asset, one position, costs and a drawdown limit; the defaults need no files."""
+
+    data: str = SYNTHETIC
+    """An OHLCV CSV file, or "synthetic" for the seeded built-in price series."""
+
+    window: int = 32
+    """Rows of past features in each observation (2 to 512). A checkpoint only resumes with
+    the window it was trained with, because the observation size depends on it."""
+
+    split: float | str | date = 0.8
+    """Where the test part starts: a fraction of the rows used for training (between 0 and 1,
+    exclusive), or a date "YYYY-MM-DD" (optionally with a time); rows from it on are the test
+    part, which training never sees."""
+
+    max_position_size: float = 1.0
+    """Largest position as a multiple of equity (0 < x <= 10); 1 is fully invested, long or
+    short. Above 1 is leverage."""
+
+    position_levels: int = 3
+    """How many evenly spaced target positions from -max to +max the agent chooses from (odd,
+    3 to 21, so flat is one of them). 3 means short / flat / long."""
+
+    max_drawdown: float = 0.25
+    """Fall from the peak equity (0 < x <= 1) that ends an episode; in evaluation the position
+    is closed there and stays flat."""
+
+    transaction_cost: float = 0.001
+    """Cost per unit of position change, as a fraction of equity (0 to 0.1); 0.001 is 10 bp."""
+
+    episode_length: int | None = 256
+    """Steps per training episode, from a random seeded start (1 to 10,000,000); null runs
+    from the first row to the end of the data."""
+
+    synthetic_length: int = 5000
+    """Rows (trading days) of the synthetic series (100 to 10,000,000)."""
+
+    synthetic_seed: int = 0
+    """Seed of the synthetic series; the same seed gives the same prices (0 or more)."""
+
+    def __post_init__(self) -> None:
+        check(bool(self.data.strip()), "env.data", self.data, 'a CSV path or "synthetic"')
+        check(2 <= self.window <= 512, "env.window", self.window, "an integer from 2 to 512")
+        object.__setattr__(self, "split", _normal_split(self.split))
+        check(
+            0 < self.max_position_size <= 10,
+            "env.max_position_size",
+            self.max_position_size,
+            "a number above 0 and at most 10",
+        )
+        check(
+            3 <= self.position_levels <= 21 and self.position_levels % 2 == 1,
+            "env.position_levels",
+            self.position_levels,
+            "an odd integer from 3 to 21",
+        )
+        check(
+            0 < self.max_drawdown <= 1,
+            "env.max_drawdown",
+            self.max_drawdown,
+            "a fraction above 0 and at most 1",
+        )
+        check(
+            0 <= self.transaction_cost <= 0.1,
+            "env.transaction_cost",
+            self.transaction_cost,
+            "a fraction from 0 to 0.1",
+        )
+        check(
+            self.episode_length is None or 1 <= self.episode_length <= 10_000_000,
+            "env.episode_length",
+            self.episode_length,
+            "an integer from 1 to 10000000, or null for the whole data",
+        )
+        check(
+            100 <= self.synthetic_length <= 10_000_000,
+            "env.synthetic_length",
+            self.synthetic_length,
+            "an integer from 100 to 10000000",
+        )
+        check(
+            self.synthetic_seed >= 0,
+            "env.synthetic_seed",
+            self.synthetic_seed,
+            "an integer of 0 or more",
+        )
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.data == SYNTHETIC
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        return dataclasses.replace(self, **changes)
+
+
+_SPLIT_ALLOWED = 'a fraction between 0 and 1 (exclusive) or a date "YYYY-MM-DD"'
+
+
+def _normal_split(value: float | str | date) -> float | str:
+    # YAML reads an unquoted 2020-01-01 as a date; keep a string so the config stays JSON-able
+    # (meta.json) and compares equal to the quoted spelling.
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        check(False, "env.split", value, _SPLIT_ALLOWED)
+    if isinstance(value, int | float):
+        check(0 < value < 1, "env.split", value, _SPLIT_ALLOWED)
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            datetime.fromisoformat(text)
+        except ValueError:
+            check(False, "env.split", value, _SPLIT_ALLOWED)
+        return text
+    check(False, "env.split", value, _SPLIT_ALLOWED)
+    raise AssertionError  # unreachable: check raised
+
+
+def split_date(split: float | str) -> datetime | None:
+    """The first test timestamp when ``split`` is a date, else None."""
+    if isinstance(split, str):
+        return datetime.fromisoformat(split).replace(tzinfo=None)
+    return None
+
+
+def env_config_from_mapping(mapping: Any, where: str = "env") -> EnvConfig:
+    return from_mapping(EnvConfig, mapping, where)
+
+
+def load_env_config(path: Path) -> EnvConfig:
+    """The ``env:`` section of a YAML config file (defaults when the section is absent)."""
+    import yaml
+
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"config file {path} cannot be read: {e}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise UsageError(f"config file {path} is not valid YAML{line}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise UsageError(f"config file {path} must hold a mapping of sections (env:, ...)")
+    try:
+        return env_config_from_mapping(doc.get("env"))
+    except UsageError as e:
+        raise UsageError(f"{path}: {e}") from None
