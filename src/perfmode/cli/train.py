@@ -1,0 +1,78 @@
+"""``perfmode train``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from perfmode.cli.app import HomeOpt, app, home_of, setup_logging
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML config (see configs/) [default: the embedded default, synthetic data].",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data", help="An OHLCV CSV file or 'synthetic' (overrides env.data).", show_default=False
+    ),
+]
+RunOpt = Annotated[
+    str, typer.Option("--run", help="Run name: its own checkpoints, status and metrics.")
+]
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    timesteps: Annotated[
+        int | None,
+        typer.Option(
+            "--timesteps",
+            min=1,
+            help="Total timesteps of the run (a resume trains up to it, not beyond).",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataOpt = None,
+    run: RunOpt = "default",
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", min=0, help="Seed (overrides training.seed).", show_default=False),
+    ] = None,
+    device: Annotated[
+        Literal["auto", "cpu", "cuda"] | None,
+        typer.Option(
+            "--device", help="auto, cpu or cuda (overrides training.device).", show_default=False
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="Start over; the run's old checkpoints are moved to archive/."
+        ),
+    ] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Train (or resume) a PPO agent; the mode in settings.json steers it live.
+
+    Checkpoints go to HOME/runs/RUN/checkpoints every training.checkpoint_freq steps.
+    Ctrl-C or SIGTERM saves and exits 0; a second Ctrl-C quits at once.
+    """
+    from perfmode.config import load_config
+    from perfmode.trainer import train as run_training
+
+    h = home_of(home)
+    setup_logging(log_file=h.log_file(run))
+    cfg = load_config(config).with_overrides(total_timesteps=timesteps, seed=seed, device=device)
+    result = run_training(cfg, h, run, data=data, fresh=fresh, progress_bar=sys.stderr.isatty())
+    if result.checkpoint is not None:
+        typer.echo(f"checkpoint: {result.checkpoint}")

@@ -1,0 +1,237 @@
+"""The training config: one YAML file, four sections, each a dataclass documented field by field.
+
+The defaults *are* the embedded default config (``configs/train_config.yaml`` spells them out
+and a test keeps the two equal). Unknown keys and bad values fail before anything starts,
+naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from perfmode.configutil import check, from_mapping, to_mapping
+from perfmode.env import EnvConfig
+from perfmode.errors import UsageError
+from perfmode.settings import Mode
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Stable-Baselines3 PPO hyperparameters (quiet mode runs them unchanged)."""
+
+    n_steps: int = 512
+    """Steps each env collects per rollout; the rollout holds n_steps × n_envs transitions."""
+    batch_size: int = 128
+    """Minibatch size in quiet mode; a mode's multiplier scales it before each update."""
+    n_epochs: int = 4
+    """Passes over the rollout per update in quiet mode; scaled by the mode's multiplier."""
+    learning_rate: float = 3e-4
+    """Adam step size (constant)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE bias/variance trade-off."""
+    clip_range: float = 0.2
+    """PPO policy clipping."""
+    ent_coef: float = 0.01
+    """Entropy bonus: keeps the agent trying positions early on."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the policy and value networks (cannot change on resume)."""
+
+    def __post_init__(self) -> None:
+        check(self.n_steps >= 2, "ppo.n_steps", self.n_steps, "at least 2")
+        check(self.batch_size >= 2, "ppo.batch_size", self.batch_size, "at least 2")
+        check(self.n_epochs >= 1, "ppo.n_epochs", self.n_epochs, "at least 1")
+        check(0 < self.learning_rate < 1, "ppo.learning_rate", self.learning_rate, "in (0, 1)")
+        check(0 < self.gamma <= 1, "ppo.gamma", self.gamma, "in (0, 1]")
+        check(0 < self.gae_lambda <= 1, "ppo.gae_lambda", self.gae_lambda, "in (0, 1]")
+        check(0 < self.clip_range < 1, "ppo.clip_range", self.clip_range, "in (0, 1)")
+        check(self.ent_coef >= 0, "ppo.ent_coef", self.ent_coef, ">= 0")
+        check(self.vf_coef >= 0, "ppo.vf_coef", self.vf_coef, ">= 0")
+        check(self.max_grad_norm > 0, "ppo.max_grad_norm", self.max_grad_norm, "> 0")
+        check(
+            bool(self.net_arch) and all(n >= 1 for n in self.net_arch),
+            "ppo.net_arch",
+            self.net_arch,
+            "a non-empty list of layer sizes >= 1",
+        )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How long to train, where to save, on what hardware."""
+
+    total_timesteps: int = 1_000_000
+    """Target of the whole run (resuming continues towards it; --timesteps overrides)."""
+    checkpoint_freq: int = 10_000
+    """Save a checkpoint every this many timesteps (at the next rollout boundary)."""
+    keep_checkpoints: int = 5
+    """How many recent checkpoints to keep; the final one is always kept as well."""
+    n_envs: int = 8
+    """Environments stepped together; can change between resumes."""
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    """'dummy' steps envs in the trainer process (the env is ~1% of the time: the default);
+    'subproc' gives each env a process."""
+    normalize: bool = True
+    """Wrap the envs in VecNormalize (observation and reward statistics are checkpointed)."""
+    seed: int = 0
+    """Seed of every random number generator; resume restores their states instead."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """'auto' takes CUDA when available."""
+    poll_interval: float = 0.25
+    """Seconds between looks at settings.json (one stat each)."""
+
+    def __post_init__(self) -> None:
+        check(self.total_timesteps >= 1, "training.total_timesteps", self.total_timesteps, ">= 1")
+        check(self.checkpoint_freq >= 1, "training.checkpoint_freq", self.checkpoint_freq, ">= 1")
+        check(
+            self.keep_checkpoints >= 1, "training.keep_checkpoints", self.keep_checkpoints, ">= 1"
+        )
+        check(1 <= self.n_envs <= 256, "training.n_envs", self.n_envs, "from 1 to 256")
+        check(self.seed >= 0, "training.seed", self.seed, ">= 0")
+        check(
+            0.05 <= self.poll_interval <= 0.5,
+            "training.poll_interval",
+            self.poll_interval,
+            "from 0.05 to 0.5 seconds",
+        )
+
+
+@dataclass(frozen=True)
+class ModeProfile:
+    """What one mode does to the machine's resources."""
+
+    batch_size_multiplier: float = 1.0
+    """Scales ppo.batch_size before the next update."""
+    epochs_multiplier: float = 1.0
+    """Scales ppo.n_epochs before the next update."""
+    torch_threads: int | Literal["all"] = 1
+    """Torch intra-op threads, applied at once; 'all' = every core this process may use."""
+    cpu_share: float = 0.5
+    """Fraction of wall time the trainer computes (a duty cycle of ~100 ms slots), at once."""
+    cuda_memory_fraction: float | None = None
+    """Cap on this process's share of GPU memory (CUDA only); null = no cap."""
+
+    def validate(self, where: str) -> None:
+        check(
+            0.1 <= self.batch_size_multiplier <= 64,
+            f"{where}.batch_size_multiplier",
+            self.batch_size_multiplier,
+            "from 0.1 to 64",
+        )
+        check(
+            0.1 <= self.epochs_multiplier <= 64,
+            f"{where}.epochs_multiplier",
+            self.epochs_multiplier,
+            "from 0.1 to 64",
+        )
+        check(
+            self.torch_threads == "all" or 1 <= int(self.torch_threads) <= 1024,
+            f"{where}.torch_threads",
+            self.torch_threads,
+            "'all' or a number from 1 to 1024",
+        )
+        check(0.05 <= self.cpu_share <= 1, f"{where}.cpu_share", self.cpu_share, "from 0.05 to 1")
+        frac = self.cuda_memory_fraction
+        check(
+            frac is None or 0.05 <= frac <= 1,
+            f"{where}.cuda_memory_fraction",
+            frac,
+            "null or from 0.05 to 1",
+        )
+
+    def threads(self) -> int:
+        if self.torch_threads == "all":
+            return available_cores()
+        return int(self.torch_threads)
+
+
+@dataclass(frozen=True)
+class ModesConfig:
+    """A profile per mode."""
+
+    quiet: ModeProfile = field(
+        default_factory=lambda: ModeProfile(1.0, 1.0, 1, 0.5, cuda_memory_fraction=0.5)
+    )
+    """Out of the way: one thread, half the time, half the GPU memory."""
+    performance: ModeProfile = field(default_factory=lambda: ModeProfile(2.0, 1.5, "all", 1.0))
+    """Flat out: all cores, all the time, bigger batches and more epochs."""
+
+    def __post_init__(self) -> None:
+        self.quiet.validate("modes.quiet")
+        self.performance.validate("modes.performance")
+
+    def profile(self, mode: Mode) -> ModeProfile:
+        return self.performance if mode is Mode.PERFORMANCE else self.quiet
+
+
+@dataclass(frozen=True)
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The trading environment and its data."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """Length, checkpoints, hardware."""
+    modes: ModesConfig = field(default_factory=ModesConfig)
+    """Resource profiles of quiet and performance."""
+
+    @property
+    def rollout_size(self) -> int:
+        return self.ppo.n_steps * self.training.n_envs
+
+    def with_overrides(self, **training: Any) -> Config:
+        """A copy with some ``training`` fields replaced (the CLI's flags); None means keep."""
+        changes = {k: v for k, v in training.items() if v is not None}
+        return replace(self, training=replace(self.training, **changes)) if changes else self
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity masks
+        return os.cpu_count() or 1
+
+
+def config_from_mapping(data: Any, source: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: the top level must be a mapping of sections (env, ppo, ...)")
+    return from_mapping(Config, data, "config")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The config at ``path``, or the embedded default when None."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist; pass --config PATH") from None
+    except OSError as e:
+        raise UsageError(f"cannot read config file {path}: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise UsageError(f"config file {path} is not valid YAML{at}; fix it and retry") from None
+    try:
+        return config_from_mapping(data, str(path))
+    except UsageError as e:
+        raise UsageError(f"{path}: {e}") from None
+
+
+def config_to_mapping(config: Config) -> dict[str, Any]:
+    return to_mapping(config)

@@ -1,0 +1,188 @@
+"""The governor: turns the requested mode into real resource use, inside the trainer.
+
+It is ticked from both phases of PPO (every env step of a rollout and every optimizer
+step of an update), polls settings.json at most every ``poll_interval`` seconds (one stat)
+and applies a new mode in two parts:
+
+- at once: torch threads, the CPU duty cycle, the CUDA memory cap;
+- right before the next update: batch size and epochs (SB3's ``PPO.train`` reads
+  ``n_epochs`` once per update and ``batch_size`` once per epoch).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from perfmode.config import Config
+from perfmode.settings import Mode, Settings, SettingsStore, SettingsWatcher, format_time, utc_now
+
+log = logging.getLogger("perfmode.train")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What a mode means for this run, after validation against the rollout size."""
+
+    mode: Mode
+    batch_size: int
+    n_epochs: int
+    torch_threads: int
+    cpu_share: float
+    cuda_memory_fraction: float | None
+
+    def describe(self) -> str:
+        return (
+            f"batch {self.batch_size}, epochs {self.n_epochs}, "
+            f"threads {self.torch_threads}, cpu {self.cpu_share:.0%}"
+        )
+
+
+def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs:
+    """The knobs of ``mode``: batch in [2, rollout size], at most ``batch_cap`` (OOM)."""
+    profile = config.modes.profile(mode)
+    batch = round(config.ppo.batch_size * profile.batch_size_multiplier)
+    batch = max(2, min(batch, config.rollout_size))
+    if batch_cap is not None:
+        batch = min(batch, batch_cap)
+    return Knobs(
+        mode=mode,
+        batch_size=batch,
+        n_epochs=max(1, round(config.ppo.n_epochs * profile.epochs_multiplier)),
+        torch_threads=profile.threads(),
+        cpu_share=profile.cpu_share,
+        cuda_memory_fraction=profile.cuda_memory_fraction,
+    )
+
+
+class DutyCycle:
+    """Keeps the trainer busy for ``share`` of wall time, in slots of about ``slot`` seconds.
+
+    Called often (every env step and optimizer step); once the busy time of the current slot
+    reaches share × slot it sleeps long enough that busy / (busy + sleep) == share.
+    """
+
+    def __init__(self, share: float = 1.0, slot: float = 0.1) -> None:
+        self.share = share
+        self.slot = slot
+        self._start = time.perf_counter()
+
+    def set_share(self, share: float) -> None:
+        self.share = share
+        self._start = time.perf_counter()
+
+    def tick(self, now: float) -> None:
+        if self.share >= 1.0:
+            return
+        busy = now - self._start
+        if busy >= self.share * self.slot:
+            time.sleep(busy * (1.0 - self.share) / self.share)
+            self._start = time.perf_counter()
+
+
+class Governor:
+    def __init__(
+        self,
+        store: SettingsStore,
+        config: Config,
+        *,
+        device: str = "cpu",
+        on_poll: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.on_poll = on_poll
+        self.poll_interval = config.training.poll_interval
+        self.batch_cap: int | None = None
+        self.watcher = SettingsWatcher(store, log)
+        self.duty = DutyCycle()
+        self.knobs = knobs_for(self.watcher.current.mode, config)
+        self.applied_at = utc_now()
+        self.switches = 0
+        self._warned: set[str] = set()
+        self._next_poll = 0.0
+        self._apply_now(self.knobs)
+        self._check_batch(self.knobs)
+        log.info("⚙️ Performance mode: %s (%s)", self.knobs.mode.value, self.knobs.describe())
+
+    @property
+    def settings(self) -> Settings:
+        return self.watcher.current
+
+    def tick(self) -> None:
+        """Cheap enough to call on every env step: a clock read, a stat every poll interval."""
+        now = time.perf_counter()
+        if now >= self._next_poll:
+            self._next_poll = now + self.poll_interval
+            changed = self.watcher.poll()
+            if changed is not None and changed.mode is not self.knobs.mode:
+                self.switch(changed.mode)
+            if self.on_poll is not None:
+                self.on_poll()
+        self.duty.tick(now)
+
+    def switch(self, mode: Mode) -> None:
+        self.knobs = knobs_for(mode, self.config, self.batch_cap)
+        self._apply_now(self.knobs)
+        self._check_batch(self.knobs)
+        self.applied_at = utc_now()
+        self.switches += 1
+        log.info("⚙️ Performance mode: %s (%s)", mode.value, self.knobs.describe())
+
+    def apply_update_knobs(self, model: Any) -> None:
+        """Right before an update: the batch size and epochs of the current mode."""
+        model.batch_size = self.knobs.batch_size
+        model.n_epochs = self.knobs.n_epochs
+
+    def cap_batch(self, cap: int) -> None:
+        """After a CUDA OOM: no batch above ``cap`` for the rest of the run, in any mode."""
+        self.batch_cap = cap
+        self.knobs = replace(self.knobs, batch_size=min(self.knobs.batch_size, cap))
+
+    def status_fields(self) -> dict[str, Any]:
+        k = self.knobs
+        return {
+            "requested_mode": self.settings.mode.value,
+            "applied_mode": k.mode.value,
+            "applied_at": format_time(self.applied_at),
+            "batch_size": k.batch_size,
+            "n_epochs": k.n_epochs,
+            "torch_threads": k.torch_threads,
+            "cpu_share": k.cpu_share,
+            "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
+            "batch_cap": self.batch_cap,
+            "settings_problem": self.settings.problem,
+        }
+
+    def _apply_now(self, k: Knobs) -> None:
+        import torch
+
+        torch.set_num_threads(k.torch_threads)
+        self.duty.set_share(k.cpu_share)
+        if self.device == "cuda":
+            # Uncapped is a fraction of 1.0: the call replaces any earlier cap.
+            torch.cuda.set_per_process_memory_fraction(k.cuda_memory_fraction or 1.0)
+
+    def _check_batch(self, k: Knobs) -> None:
+        rollout = self.config.rollout_size
+        wanted = round(
+            self.config.ppo.batch_size * self.config.modes.profile(k.mode).batch_size_multiplier
+        )
+        if wanted > rollout:
+            self._warn_once(
+                f"batch size {wanted} of {k.mode.value} mode is larger than the rollout "
+                f"({rollout} = n_steps × n_envs); using {rollout}"
+            )
+        elif rollout % k.batch_size:
+            self._warn_once(
+                f"batch size {k.batch_size} does not divide the rollout of {rollout}; "
+                "each epoch ends with a smaller minibatch"
+            )
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("⚠️  %s", message)
