@@ -1,0 +1,265 @@
+"""The schedule daemon: one per home, in the foreground, reconciling the mode with the timetable.
+
+It does not trust that a job fired. It reconciles at start, at every boundary (APScheduler
+cron jobs, coalesced, no misfire grace limit) and every minute from its main thread, so a
+boundary missed while the machine slept or the daemon was down is applied within a minute,
+and a late or doubled wake-up (APScheduler runs a nonexistent 02:30 at 03:30 and an
+ambiguous one twice) changes nothing. The timetable is re-read from settings.json each
+time: ``perfmode schedule --save-only`` or ``--clear`` from another shell takes effect on
+the next reconcile.
+
+APScheduler is imported only here, inside ``run_daemon``: it costs ~0.1 s at import, which
+``perfmode status`` should not pay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from filelock import FileLock, Timeout
+
+from perfmode.errors import PerfmodeError, UsageError
+from perfmode.fsutil import atomic_write_bytes
+from perfmode.home import Home
+from perfmode.schedule.store import SCHEDULE_KEY, reconcile, timetable_of
+from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary, next_switches
+from perfmode.settings import Settings, SettingsStore, format_time
+
+log = logging.getLogger("perfmode.schedule")
+
+TICK_ENV = "PERFMODE_SCHEDULE_TICK_S"
+DEFAULT_TICK_S = 60.0
+# `perfmode status` probes the lock for an instant; a daemon starting at that moment waits
+# that instant out instead of reporting a daemon that is not there.
+ACQUIRE_TIMEOUT_S = 1.0
+
+
+def tick_seconds(env: dict[str, str] | None = None) -> float:
+    raw = (env if env is not None else os.environ).get(TICK_ENV)
+    if not raw:
+        return DEFAULT_TICK_S
+    try:
+        tick = float(raw)
+    except ValueError:
+        tick = 0.0
+    if not 0 < tick <= 3600:
+        raise UsageError(f"{TICK_ENV}={raw!r}: give seconds between reconciles, 0 < s <= 3600")
+    return tick
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class DaemonLock:
+    """The lock that makes one daemon per home; the pid file says whose it is."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._lock = FileLock(home.daemon_lock, timeout=ACQUIRE_TIMEOUT_S)
+
+    def acquire(self) -> None:
+        self.home.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            pid = read_pid(self.home.daemon_pid)
+            who = f"pid {pid}" if pid else "pid unknown"
+            raise PerfmodeError(
+                f"a schedule daemon already runs for {self.home.root} ({who}); stop it first"
+            ) from None
+        atomic_write_bytes(self.home.daemon_pid, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if read_pid(self.home.daemon_pid) == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.home.daemon_pid.unlink()
+        self._lock.release()
+
+    def __enter__(self) -> DaemonLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def running_daemon_pid(home: Home) -> int | None:
+    """The pid of this home's daemon, or None.
+
+    A pid file outlives a killed daemon and its pid can be reused; the lock cannot, since
+    the OS drops it with the process. So a live pid counts only while the lock is held.
+    """
+    pid = read_pid(home.daemon_pid)
+    if pid is None or (pid != os.getpid() and not psutil.pid_exists(pid)):
+        return None
+    probe = FileLock(home.daemon_lock, timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        return pid
+    except OSError:
+        return pid  # cannot probe (read-only home): trust the live pid
+    probe.release()
+    return None
+
+
+class _Worker:
+    """One reconcile at a time, from whichever thread asks; keeps the cron jobs in step."""
+
+    def __init__(self, store: SettingsStore, scheduler: Any, make_trigger: Callable) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.make_trigger = make_trigger
+        self._lock = threading.Lock()
+        self._jobs_for: Timetable | None = None
+        self._said: str | None = None
+
+    def run_once(self, why: str = "tick") -> None:
+        with self._lock:
+            try:
+                tt, problem = timetable_of(self.store.read())
+                self._say(problem or (None if tt else "no schedule in settings.json; idle"), tt)
+                self._sync_jobs(tt)
+                if tt is not None:
+                    reconcile(self.store)
+            except PerfmodeError as e:
+                log.warning("⚠️  schedule: %s", e)
+            except Exception:  # a daemon keeps going; the next tick tries again
+                log.exception("schedule: reconcile (%s) failed", why)
+
+    def _say(self, problem: str | None, tt: Timetable | None) -> None:
+        said = problem or (tt.describe() if tt else None)
+        if said == self._said:
+            return
+        self._said = said
+        if problem:
+            log.warning("⚠️  %s", problem)
+        elif tt is not None:
+            nxt = next_switches(tt, datetime.now(UTC), 1)
+            tail = f"; next: {nxt[0].local:%a %H:%M} → {nxt[0].mode.value}" if nxt else ""
+            log.info("⏰ timetable: %s%s", tt.describe(), tail)
+
+    def _sync_jobs(self, tt: Timetable | None) -> None:
+        if tt == self._jobs_for:
+            return
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        if tt is not None:
+            for i, fields in enumerate(tt.wake_times()):
+                self.scheduler.add_job(
+                    self.run_once,
+                    self.make_trigger(tt.zone, fields),
+                    args=("boundary",),
+                    id=f"boundary-{i}",
+                    name=f"schedule boundary {i}",
+                )
+        self._jobs_for = tt
+
+
+def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    names = ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK"]  # SIGBREAK: Ctrl-Break on Windows
+    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    old = {s: signal.getsignal(s) for s in sigs}
+    for s in sigs:
+        signal.signal(s, lambda *_: stop.set())
+
+    def restore() -> None:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+    return restore
+
+
+def run_daemon(
+    home: Home, *, tick_s: float = DEFAULT_TICK_S, stop: threading.Event | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set). The caller holds the ``DaemonLock``."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    stop = stop or threading.Event()
+    restore = _install_signal_handlers(stop)
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        executors={"default": ThreadPoolExecutor(1)},
+        # The default misfire_grace_time of 1 s drops a boundary that wakes late after a
+        # suspend; coalescing runs a backlog once.
+        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+    )
+    worker = _Worker(
+        SettingsStore(home.settings),
+        scheduler,
+        lambda zone, fields: CronTrigger(timezone=zone, **fields),
+    )
+    log.info("⏰ schedule daemon for %s started (pid %d)", home.root, os.getpid())
+    scheduler.start()
+    try:
+        worker.run_once("start")
+        # Event.wait runs on the monotonic clock, which stands still while the machine
+        # sleeps: after a wake-up the next tick comes within tick_s of awake time.
+        while not stop.wait(tick_s):
+            worker.run_once("tick")
+    finally:
+        scheduler.shutdown(wait=True)
+        restore()
+        log.info("⏰ schedule daemon stopped")
+
+
+def schedule_report(
+    home: Home, now: datetime | None = None, settings: Settings | None = None, switches: int = 1
+) -> dict[str, Any] | None:
+    """The ``schedule`` part of ``perfmode status``: None when no timetable and no daemon."""
+    now = now or datetime.now(UTC)
+    settings = settings or SettingsStore(home.settings).read()
+    raw = settings.data.get(SCHEDULE_KEY)
+    pid = running_daemon_pid(home)
+    if raw is None and pid is None:
+        return None
+    tt, problem = timetable_of(settings)
+    if tt is not None:
+        fields: dict[str, Any] = {
+            "night": hhmm(tt.night) if tt.night else None,
+            "day": hhmm(tt.day) if tt.day else None,
+            "weekends": tt.weekends if tt.night else None,
+            "tz": tt.tz,
+            "rules": [r.text for r in tt.rules],
+        }
+    else:
+        src = raw if isinstance(raw, dict) else {}
+        fields = {k: src.get(k) if isinstance(src.get(k), str) else None for k in _FIELDS}
+        fields["rules"] = []
+    last = last_boundary(tt, now) if tt else None
+    upcoming = next_switches(tt, now, switches) if tt else []
+    return {
+        **fields,
+        "daemon_pid": pid,
+        "scheduled_mode": last.mode.value if last else None,
+        "scheduled_since": _point(last)["at"] if last else None,
+        "next_switch": _point(upcoming[0]) if upcoming else None,
+        "next_switches": [_point(b) for b in upcoming],
+        "problem": problem,
+    }
+
+
+_FIELDS = ("night", "day", "weekends", "tz")
+
+
+def _point(b: Boundary) -> dict[str, str]:
+    return {"at": format_time(b.at), "local": b.local.isoformat(), "mode": b.mode.value}
