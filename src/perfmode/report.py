@@ -7,6 +7,7 @@ from typing import Any
 
 from perfmode.home import Home
 from perfmode.runstatus import run_statuses
+from perfmode.schedule import schedule_report
 from perfmode.settings import SettingsStore, format_time, utc_now
 
 
@@ -26,4 +27,5 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
         # The trainer that is running now (newest heartbeat), or None.
         "trainer": running[0] if running else None,
         "runs": runs,
+        "schedule": schedule_report(home, now, settings),
     }

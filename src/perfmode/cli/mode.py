@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
+from perfmode.cli.schedule import schedule_status_lines
 from perfmode.report import build_status
 from perfmode.settings import Mode, SettingsStore, parse_time, utc_now
 
@@ -64,6 +65,7 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
             )
         if t.get("settings_problem"):
             lines.append(("Trainer saw", str(t["settings_problem"])))
+    lines += schedule_status_lines(r.get("schedule"))
     return lines
 
 
