@@ -39,7 +39,7 @@ def _value(token: str, lo: int, hi: int, names: dict[str, int], *, end: bool) ->
     if low in names:
         # "fri-sun" reads as Friday to Sunday: Sunday is 7 at the end of a range.
         return 7 if end and names is CRON_WEEKDAYS and low == "sun" else names[low]
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):
         raise CronError(f"{token!r} is not a number" + (" or a name" if names else ""))
     n = int(token)
     if not lo <= n <= hi:
@@ -57,7 +57,7 @@ def parse_field(text: str, lo: int, hi: int, names: dict[str, int] | None = None
         body, _, step_s = item.partition("/")
         step = 1
         if step_s:
-            if not step_s.isdigit() or int(step_s) == 0:
+            if not (step_s.isascii() and step_s.isdigit()) or int(step_s) == 0:
                 raise CronError(f"step {step_s!r} in {item!r} must be a positive number")
             step = int(step_s)
         if body == "*":

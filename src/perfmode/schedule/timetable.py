@@ -56,6 +56,7 @@ def parse_hhmm(value: str, what: str = "time") -> time:
     hh, sep, mm = text.partition(":")
     if (
         sep
+        and text.isascii()  # str.isdigit() also accepts "١٨"
         and hh.isdigit()
         and mm.isdigit()
         and len(hh) in (1, 2)
