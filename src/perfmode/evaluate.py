@@ -22,7 +22,7 @@ import numpy as np
 
 from perfmode.configutil import from_mapping
 from perfmode.env import EnvConfig, Market, TradingEnv, load_market
-from perfmode.env.data import Series
+from perfmode.env.data import Series, stamp
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import Home
 from perfmode.plot import drawdown, plot_equity
@@ -150,7 +150,7 @@ def _report(
 ) -> dict[str, Any]:
     bench = market_trace(market.test, cfg.window)
     times = market.test.time[cfg.window :]
-    halted = None if trace.halted_at is None else str(times[trace.halted_at])
+    halted = None if trace.halted_at is None else stamp(times[trace.halted_at])
     policy = {"name": name, **metrics(trace, market.periods_per_year), "halted_at": halted}
     result = {
         "policy": policy,

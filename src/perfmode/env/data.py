@@ -153,10 +153,11 @@ def _split_index(time: np.ndarray, split: float | str) -> int:
 
 
 def _span(time: np.ndarray) -> dict[str, Any]:
-    return {"start": _stamp(time[0]), "end": _stamp(time[-1]), "rows": len(time)}
+    return {"start": stamp(time[0]), "end": stamp(time[-1]), "rows": len(time)}
 
 
-def _stamp(t: np.datetime64) -> str:
+def stamp(t: np.datetime64) -> str:
+    """A timestamp for people: just the date when it is midnight (daily data)."""
     ts = pd.Timestamp(t)
     return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
 
