@@ -132,6 +132,12 @@ def build_vec_env(config: Config, market: Market, resume: Checkpoint | None = No
     make = functools.partial(TradingEnv, market.train, config.env)
     cls = SubprocVecEnv if t.vec_env == "subproc" else DummyVecEnv
     venv: Any = VecMonitor(cls([make] * t.n_envs))
+    if resume is not None:
+        try:
+            _check_resumable(resume, list(venv.observation_space.shape), config)
+        except UsageError:
+            venv.close()
+            raise
     if t.normalize:
         if resume is not None and resume.vecnormalize is not None:
             venv = VecNormalize.load(str(resume.vecnormalize), venv)
@@ -177,7 +183,7 @@ def new_model(
 
 def load_model(ckpt: Checkpoint, venv: Any, config: Config, device: str) -> GovernedPPO:
     """The checkpoint's model on ``venv``, with the RNG streams continuing where they were."""
-    _check_resumable(ckpt, venv, config)
+    _check_resumable(ckpt, list(venv.observation_space.shape), config)
     # Hyperparameters come from the current config (n_steps, batch and epochs may change
     # between resumes); the network shape cannot and was checked above.
     model = GovernedPPO.load(ckpt.model, env=venv, device=device, **_hyperparameters(config))
@@ -192,9 +198,8 @@ def load_model(ckpt: Checkpoint, venv: Any, config: Config, device: str) -> Gove
     return model
 
 
-def _check_resumable(ckpt: Checkpoint, venv: Any, config: Config) -> None:
+def _check_resumable(ckpt: Checkpoint, shape: list[int], config: Config) -> None:
     saved_shape = ckpt.meta.get("observation_shape")
-    shape = list(venv.observation_space.shape)
     if saved_shape is not None and list(saved_shape) != shape:
         raise UsageError(
             f"{ckpt.path.name} was trained on observations of shape {saved_shape}, the config "
