@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perfmode.config import Config, ModeProfile, load_config
+from perfmode.errors import UsageError
+from perfmode.governor import knobs_for
+from perfmode.settings import Mode
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_default_config_file_is_the_embedded_default() -> None:
+    assert load_config(CONFIGS / "train_config.yaml") == Config()
+
+
+def test_gpu_config_loads_with_the_original_batch_and_epochs() -> None:
+    config = load_config(CONFIGS / "train_config_gpu_optimized.yaml")
+    assert (config.ppo.batch_size, config.ppo.n_epochs) == (128, 4)
+    perf = knobs_for(Mode.PERFORMANCE, config)
+    assert (perf.batch_size, perf.n_epochs) == (256, 6)
+
+
+def test_mode_knobs_follow_the_profiles() -> None:
+    config = Config()
+    quiet, perf = knobs_for(Mode.QUIET, config), knobs_for(Mode.PERFORMANCE, config)
+    assert (quiet.batch_size, quiet.n_epochs, quiet.torch_threads, quiet.cpu_share) == (
+        128,
+        4,
+        1,
+        0.5,
+    )
+    assert (perf.batch_size, perf.n_epochs, perf.cpu_share) == (256, 6, 1.0)
+    assert perf.torch_threads >= 1
+
+
+def test_batch_is_kept_between_2_and_the_rollout() -> None:
+    from dataclasses import replace
+
+    config = Config()
+    huge = replace(config, modes=replace(config.modes, performance=ModeProfile(64, 1, "all", 1.0)))
+    assert knobs_for(Mode.PERFORMANCE, huge).batch_size == config.rollout_size
+    assert knobs_for(Mode.PERFORMANCE, config, batch_cap=100).batch_size == 100
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("ppo:\n  n_steps: 1\n", "ppo.n_steps is 1"),
+        ("ppo:\n  net_arch: []\n", "ppo.net_arch"),
+        ("training:\n  device: tpu\n", "training.device is 'tpu'"),
+        ("modes:\n  performance:\n    torch_threads: many\n", "modes.performance.torch_threads"),
+        ("modes:\n  turbo: {}\n", "unknown key config.modes.turbo"),
+        ("env:\n  window: 0\n", "env.window is 0"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UsageError) as err:
+        load_config(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
