@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from perfmode import checkpoints
+from perfmode.checkpoints import META_FILE, MODEL_FILE, VECNORM_FILE
 from perfmode.configutil import from_mapping
 from perfmode.env import EnvConfig, Market, TradingEnv, load_market
 from perfmode.env.data import Series, stamp
@@ -30,10 +31,6 @@ from perfmode.plot import drawdown, plot_equity
 log = logging.getLogger(__name__)
 
 BASELINES = ("buy-and-hold", "flat")
-MODEL_FILE = "model.zip"
-VECNORMALIZE_FILE = "vecnormalize.pkl"
-META_FILE = "meta.json"
-_STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -119,26 +116,14 @@ def evaluate_checkpoint(
     env = _test_env(market, cfg)
     act = _load_policy(model_path, vecnorm_path, env)
     trace = run_policy(env, act)
-    return _report(f"checkpoint {path}", trace, market, cfg, plot)
+    label = f"policy ({Path(path).name})"
+    return _report(f"checkpoint {path}", trace, market, cfg, plot, label)
 
 
 def resolve_checkpoint(home: Home, value: str) -> Path:
-    """``--checkpoint`` as a path; "latest" is the newest checkpoint under the home's runs."""
-    if value != "latest":
-        return Path(value).expanduser()
-    newest: list[tuple[float, int, Path]] = []
-    for ckpts in sorted(home.runs_dir.glob("*/checkpoints")):
-        steps = [
-            (int(m.group(1)), p)
-            for p in ckpts.iterdir()
-            if p.is_dir() and (m := _STEP_DIR.match(p.name))
-        ]
-        if steps:
-            step, best = max(steps)
-            newest.append((best.stat().st_mtime, step, best))
-    if not newest:
-        raise PerfmodeError(f"no checkpoints in {home.runs_dir}; train first with perfmode train")
-    return max(newest)[2]
+    """``--checkpoint`` as a path; "latest" is the newest valid checkpoint under the home."""
+    # The checkpoint module owns the folder layout and what makes a checkpoint valid.
+    return checkpoints.resolve_checkpoint(home, value)
 
 
 def _test_env(market: Market, cfg: EnvConfig) -> TradingEnv:
@@ -146,12 +131,16 @@ def _test_env(market: Market, cfg: EnvConfig) -> TradingEnv:
 
 
 def _report(
-    name: str, trace: Trace, market: Market, cfg: EnvConfig, plot: Path | None
+    name: str, trace: Trace, market: Market, cfg: EnvConfig, plot: Path | None, label: str = ""
 ) -> dict[str, Any]:
     bench = market_trace(market.test, cfg.window)
     times = market.test.time[cfg.window :]
-    halted = None if trace.halted_at is None else stamp(times[trace.halted_at])
-    policy = {"name": name, **metrics(trace, market.periods_per_year), "halted_at": halted}
+    halted = None if trace.halted_at is None else times[trace.halted_at]
+    policy = {
+        "name": name,
+        **metrics(trace, market.periods_per_year),
+        "halted_at": None if halted is None else stamp(halted),
+    }
     result = {
         "policy": policy,
         "buy_and_hold": {"name": "buy-and-hold", **metrics(bench, market.periods_per_year)},
@@ -160,9 +149,10 @@ def _report(
     if plot is not None:
         curves = {"buy-and-hold": bench.equity}
         if name != "buy-and-hold":
-            curves = {name: trace.equity, **curves}
-        title = f"{market.info['source']}: test {market.info['test']['start']} .. {market.info['test']['end']}"
-        plot_equity(plot, times, curves, title)
+            curves = {label or name: trace.equity, **curves}
+        info = market.info
+        title = f"{info['source']}: test {info['test']['start']} .. {info['test']['end']}"
+        plot_equity(plot, times, curves, title, halted=halted)
     return result
 
 
@@ -180,7 +170,7 @@ def _checkpoint_files(path: Path) -> tuple[Path, Path | None, EnvConfig | None]:
     model = path / MODEL_FILE
     if not model.is_file():
         raise UsageError(f"checkpoint folder {path} has no {MODEL_FILE}")
-    vecnorm = path / VECNORMALIZE_FILE
+    vecnorm = path / VECNORM_FILE
     meta = path / META_FILE
     cfg = _meta_env_config(meta) if meta.is_file() else None
     return model, vecnorm if vecnorm.is_file() else None, cfg

@@ -23,9 +23,14 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
 
 
 def plot_equity(
-    path: Path, time: np.ndarray, curves: Mapping[str, np.ndarray], title: str = ""
+    path: Path,
+    time: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    title: str = "",
+    halted: np.datetime64 | None = None,
 ) -> Path:
-    """Write a PNG of ``curves`` (label -> equity, starting at 1) against ``time``."""
+    """Write a PNG of ``curves`` (label -> equity, starting at 1) against ``time``;
+    ``halted`` marks where the drawdown limit closed the first curve's position."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
@@ -38,6 +43,10 @@ def plot_equity(
         dd = drawdown(equity)
         bottom.fill_between(time, -dd, 0.0, color=colour, alpha=0.35, linewidth=0, label=label)
     top.axhline(1.0, color="black", linewidth=0.6, alpha=0.5)
+    if halted is not None:
+        for ax in (top, bottom):
+            ax.axvline(halted, color="tab:red", linestyle=":", linewidth=1.2)
+        top.plot([], [], color="tab:red", linestyle=":", label="drawdown limit hit")
     top.set_ylabel("equity (start = 1)")
     top.set_title(title)
     top.legend(loc="upper left")
