@@ -209,7 +209,7 @@ def _parse_time(frame: pd.DataFrame, by_key: dict[str, str], path: Path) -> np.n
     if len(bad):
         i = int(bad[0])
         value = raw.iloc[i]
-        shown = "empty" if pd.isna(value) else f"{value!r} is not a date/time"
+        shown = "empty" if pd.isna(value) else f"{_cell(value)} is not a date/time"
         raise UsageError(f"{path}: line {_line(frame, i)}: column {col}: {shown}")
     return parsed.to_numpy(dtype="datetime64[ns]")
 
@@ -245,8 +245,13 @@ def _parse_close(raw: pd.Series, path: Path, col: str) -> np.ndarray:
         if pd.isna(original):
             why = "is empty"
         elif not np.isfinite(v):
-            why = f"is {original!r}, not a number"
+            why = f"is {_cell(original)}, not a number"
         else:
-            why = f"is {original!r}; prices must be positive"
+            why = f"is {_cell(original)}; prices must be positive"
         raise UsageError(f"{path}: line {line}: {col} {why}")
     return values
+
+
+def _cell(value: object) -> str:
+    # Text in quotes, so a stray space shows; numbers as written (not numpy's repr).
+    return repr(value) if isinstance(value, str) else str(value)
