@@ -16,6 +16,7 @@ from perfmode.schedule.daemon import (
     DaemonLock,
     run_daemon,
     schedule_report,
+    stop_on_signals,
     tick_seconds,
 )
 from perfmode.schedule.store import clear_timetable, store_timetable, timetable_of
@@ -122,12 +123,12 @@ def schedule(
     tick = tick_seconds()
     if timetable is None:
         _stored_timetable(h, store)  # fail before taking the lock: bad input writes nothing
-    with DaemonLock(h):
+    with stop_on_signals() as stop, DaemonLock(h):
         if timetable is not None:
             store_timetable(store, timetable)
         else:
             _stored_timetable(h, store)
-        run_daemon(h, tick_s=tick)
+        run_daemon(h, tick_s=tick, stop=stop)
 
 
 def _stored_timetable(h: Home, store: SettingsStore) -> Timetable:

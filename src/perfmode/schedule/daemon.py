@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,32 +170,41 @@ class _Worker:
         self._jobs_for = tt
 
 
-def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM, SIGINT, SIGHUP (and Ctrl-Break on Windows) set.
+
+    Installed before the daemon takes its lock, so a service manager that stops it while
+    it starts still gets a clean exit 0 instead of death by the default handler.
+    """
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    names = ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK"]  # SIGBREAK: Ctrl-Break on Windows
+        yield stop  # signals only reach the main thread; the caller sets the event
+        return
+    names = ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK"]
     sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
     old = {s: signal.getsignal(s) for s in sigs}
     for s in sigs:
         signal.signal(s, lambda *_: stop.set())
-
-    def restore() -> None:
+    try:
+        yield stop
+    finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-
-    return restore
 
 
 def run_daemon(
     home: Home, *, tick_s: float = DEFAULT_TICK_S, stop: threading.Event | None = None
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set). The caller holds the ``DaemonLock``."""
+    """Run until ``stop`` is set (see ``stop_on_signals``). The caller holds the ``DaemonLock``."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
     stop = stop or threading.Event()
-    restore = _install_signal_handlers(stop)
+    if stop.is_set():  # stopped while it started
+        log.info("⏰ schedule daemon stopped")
+        return
     scheduler = BackgroundScheduler(
         timezone=UTC,
         executors={"default": ThreadPoolExecutor(1)},
@@ -218,7 +227,6 @@ def run_daemon(
             worker.run_once("tick")
     finally:
         scheduler.shutdown(wait=True)
-        restore()
         log.info("⏰ schedule daemon stopped")
 
 
