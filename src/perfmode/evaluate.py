@@ -23,7 +23,7 @@ from perfmode import checkpoints
 from perfmode.checkpoints import META_FILE, MODEL_FILE, VECNORM_FILE
 from perfmode.configutil import from_mapping
 from perfmode.env import EnvConfig, Market, TradingEnv, load_market
-from perfmode.env.data import Series, stamp
+from perfmode.env.data import Series, is_daily, stamp
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import Home
 from perfmode.plot import drawdown, plot_equity
@@ -139,7 +139,7 @@ def _report(
     policy = {
         "name": name,
         **metrics(trace, market.periods_per_year),
-        "halted_at": None if halted is None else stamp(halted),
+        "halted_at": None if halted is None else stamp(halted, is_daily(times)),
     }
     result = {
         "policy": policy,

@@ -39,7 +39,7 @@ def evaluate(
         str | None,
         typer.Option(
             "--data",
-            help="CSV file or 'synthetic' [default: the config's env.data].",
+            help="CSV file or 'synthetic' (default: the config's env.data).",
             show_default=False,
         ),
     ] = None,

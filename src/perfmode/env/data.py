@@ -153,13 +153,19 @@ def _split_index(time: np.ndarray, split: float | str) -> int:
 
 
 def _span(time: np.ndarray) -> dict[str, Any]:
-    return {"start": stamp(time[0]), "end": stamp(time[-1]), "rows": len(time)}
+    daily = is_daily(time)
+    return {"start": stamp(time[0], daily), "end": stamp(time[-1], daily), "rows": len(time)}
 
 
-def stamp(t: np.datetime64) -> str:
-    """A timestamp for people: just the date when it is midnight (daily data)."""
+def is_daily(time: np.ndarray) -> bool:
+    """Whether every stamp is a midnight, i.e. the rows are days (or coarser)."""
+    return bool(np.all(time.astype("datetime64[D]") == time))
+
+
+def stamp(t: np.datetime64, daily: bool) -> str:
+    """A timestamp for people: just the date for daily data."""
     ts = pd.Timestamp(t)
-    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+    return ts.date().isoformat() if daily else ts.isoformat()
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
