@@ -296,6 +296,7 @@ def test_rule_fields_steps_names_and_seconds() -> None:
         "0 18 5-1 * *=quiet",
         "*/0 18 * * *=quiet",
         "0 0 31 2 *=quiet",  # never happens
+        "*/2 * * * * *=quiet",  # more than once a minute
     ],
 )
 def test_bad_rules_are_usage_errors(text: str) -> None:

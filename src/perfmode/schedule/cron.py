@@ -27,6 +27,7 @@ MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 # Standard cron numbering: sun = 0 (and 7), mon = 1 ... sat = 6.
 CRON_WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 PY_WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+MAX_TIMES_A_DAY = 24 * 60
 RULE_HELP = "write 'MIN HOUR DAY MONTH WEEKDAY=MODE', e.g. '0 18 * * mon-fri=performance'"
 
 
@@ -166,6 +167,9 @@ def parse_rule(text: str) -> Rule:
         cron = parse_cron(expr)
     except CronError as e:
         raise UsageError(f"bad rule {text!r}: {e}; {RULE_HELP}") from None
+    if len(cron.times) > MAX_TIMES_A_DAY:
+        # Every boundary is computed per day, for `perfmode status` too; keep that cheap.
+        raise UsageError(f"bad rule {text!r}: it fires more often than once a minute")
     if not cron.fires_ever():
         raise UsageError(f"bad rule {text!r}: no date matches its day and month fields")
     return Rule(f"{expr.strip()}={mode.value}", cron, mode)
