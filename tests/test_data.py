@@ -54,6 +54,7 @@ def test_yahoo_export_prefers_adjusted_close(tmp_path: Path) -> None:
         ("Datetime,Close,Volume", "2021-01-04T09:{d:02d}:00-05:00"),
         ("timestamp,open,close", "{epoch}"),
         ("Date,Close", "2021/01/{d:02d}"),
+        ("Date,Close", "202101{d:02d}"),
     ],
 )
 def test_csv_variants(tmp_path: Path, header: str, stamp: str) -> None:
@@ -66,6 +67,7 @@ def test_csv_variants(tmp_path: Path, header: str, stamp: str) -> None:
         rows.append(",".join([t] + [values[k.lower()] for k in cols[1:]]))
     close, time, _ = read_prices(write_csv(tmp_path / "v.csv", header, rows))
     assert len(close) == n
+    assert str(time[0])[:4] == "2021"
     np.testing.assert_allclose(close, closes(n))
     assert np.all(np.diff(time.astype(np.int64)) > 0)
 

@@ -235,6 +235,12 @@ def _datetimes(text: pd.Series) -> pd.Series:
 
 
 def _epoch(raw: pd.Series) -> pd.Series:
+    values = raw.dropna()
+    if len(values) and values.between(1900_01_01, 2100_12_31).all():
+        # 20240102: a date written as a number (MetaTrader and other exports), not a Unix time.
+        return pd.to_datetime(
+            raw.astype("Int64").astype("string"), format="%Y%m%d", errors="coerce"
+        )
     # Unix times from crypto exchanges come in seconds, milliseconds or finer.
     size = float(raw.abs().max()) if raw.notna().any() else 0.0
     unit = "s" if size < 1e11 else "ms" if size < 1e14 else "us" if size < 1e17 else "ns"
