@@ -36,7 +36,7 @@ def main() -> None:
         print(f"{'command':<38}{'median':>10}{'p95':>10}   ({runs} runs)")
         for name, args in cases.items():
             t = sorted(time_command(args, runs))
-            p95 = t[min(len(t) - 1, int(round(0.95 * (len(t) - 1))))]
+            p95 = t[min(len(t) - 1, round(0.95 * (len(t) - 1)))]
             print(f"{name:<38}{statistics.median(t):>9.3f}s{p95:>9.3f}s")
 
 

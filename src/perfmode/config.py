@@ -87,8 +87,11 @@ class TrainingConfig:
     """Seed of every random number generator; resume restores their states instead."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """'auto' takes CUDA when available."""
-    poll_interval: float = 0.25
+    poll_interval: float = 0.2
     """Seconds between looks at settings.json (one stat each)."""
+    nice: int = 5
+    """CPU priority the trainer lowers itself by (0..19, POSIX nice). On an idle machine it
+    costs nothing; while you work, your programs and perfmode's own commands go first."""
 
     def __post_init__(self) -> None:
         check(self.total_timesteps >= 1, "training.total_timesteps", self.total_timesteps, ">= 1")
@@ -98,6 +101,7 @@ class TrainingConfig:
         )
         check(1 <= self.n_envs <= 256, "training.n_envs", self.n_envs, "from 1 to 256")
         check(self.seed >= 0, "training.seed", self.seed, ">= 0")
+        check(0 <= self.nice <= 19, "training.nice", self.nice, "from 0 to 19")
         check(
             0.05 <= self.poll_interval <= 0.5,
             "training.poll_interval",

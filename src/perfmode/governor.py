@@ -102,6 +102,8 @@ class Governor:
         self.knobs = knobs_for(self.watcher.current.mode, config)
         self.applied_at = utc_now()
         self.switches = 0
+        self.phase = "rollout"  # or "update"; set by the trainer's callback
+        self.applied_during = "start"
         self._warned: set[str] = set()
         self._next_poll = 0.0
         self._apply_now(self.knobs)
@@ -129,6 +131,7 @@ class Governor:
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
         self.applied_at = utc_now()
+        self.applied_during = self.phase
         self.switches += 1
         log.info("⚙️ Performance mode: %s (%s)", mode.value, self.knobs.describe())
 
@@ -148,6 +151,7 @@ class Governor:
             "requested_mode": self.settings.mode.value,
             "applied_mode": k.mode.value,
             "applied_at": format_time(self.applied_at),
+            "applied_during": self.applied_during,
             "batch_size": k.batch_size,
             "n_epochs": k.n_epochs,
             "torch_threads": k.torch_threads,

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import importlib.util
 import logging
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -71,6 +72,7 @@ def train(
     t = config.training
     device = pick_device(t.device)
     home.run_dir(run).mkdir(parents=True, exist_ok=True)
+    _lower_priority(t.nice)
     with _run_lock(home, run):
         if fresh:
             _archive_checkpoints(home, run)
@@ -114,6 +116,13 @@ def train(
                 tb_log_name=run,
             )
         return session.finish(resumed_from=resume.timesteps if resume else None)
+
+
+def _lower_priority(nice: int) -> None:
+    # Only ever downwards: raising priority back needs privileges, so this is once per process.
+    if nice > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
 
 
 def pick_device(device: str) -> str:
@@ -455,6 +464,7 @@ class _SessionCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         self.boundary_timesteps = self.num_timesteps
+        self.session.governor.phase = "rollout"
         self.session.at_rollout_boundary()
 
     def _on_step(self) -> bool:
@@ -463,6 +473,7 @@ class _SessionCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.session.governor.apply_update_knobs(self.model)
+        self.session.governor.phase = "update"
 
     def remove_hooks(self) -> None:
         if self._hook is not None:
