@@ -43,7 +43,7 @@ HomeOpt = Annotated[
     typer.Option(
         "--home",
         envvar=HOME_ENV,
-        help="Folder holding settings.json, runs and logs [default: current directory].",
+        help="Folder holding settings.json, runs and logs (default: the current directory).",
         show_default=False,
         file_okay=False,
     ),
