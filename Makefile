@@ -9,22 +9,30 @@ DEMO_HOME ?= demo-home
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	# torch first and pinned: the project's range admits it, so pip keeps this build
 	# instead of resolving a newer one with several GB of CUDA packages.
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 
+# The main job on the embedded default: synthetic data, default config, a short run
+# (about a minute), then what the trainer left behind. Run it again: it resumes.
 demo: $(BIN)/.installed
+	$(BIN)/perfmode set performance --home $(DEMO_HOME)
+	$(BIN)/perfmode train --home $(DEMO_HOME) --timesteps 100000
 	$(BIN)/perfmode status --home $(DEMO_HOME)
+	$(BIN)/perfmode evaluate --checkpoint latest --home $(DEMO_HOME) --plot $(DEMO_HOME)/equity.png
 
 test: $(BIN)/.installed
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+bench: $(BIN)/.installed
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME)

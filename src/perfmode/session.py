@@ -205,10 +205,15 @@ class TrainingSession:
         )
         self.status.write()
         self.venv.close()
-        verb = "Stopped" if stopped else "Finished"
-        log.info(
-            "✅ %s at %s steps; resume with `perfmode train`", verb, f"{self.model.num_timesteps:,}"
-        )
+        steps = f"{self.model.num_timesteps:,}"
+        if stopped:
+            log.info("✅ Stopped at %s steps; run `perfmode train` again to resume", steps)
+        else:
+            log.info(
+                "✅ Finished: %s steps (target %s)",
+                steps,
+                f"{self.config.training.total_timesteps:,}",
+            )
         return TrainResult(self.model.num_timesteps, ckpt.path, stopped, resumed_from)
 
     def handle_oom(self) -> None:
