@@ -175,3 +175,14 @@ def test_watcher_rereads_only_on_change_and_warns_once(home: Home, caplog) -> No
     new = watcher.poll()
     assert new is not None and new.mode is Mode.PERFORMANCE
     assert watcher.poll() is None
+
+
+def test_a_write_of_other_keys_keeps_the_time_of_a_hand_edit(home: Home) -> None:
+    home.settings.write_text('{"performance_mode": "performance"}')
+    os.utime(home.settings, (1_700_000_000, 1_700_000_000))
+    store = store_of(home)
+    store.update(lambda data, current: data.update(note="x"))
+    s = store.read()
+    assert s.mode is Mode.PERFORMANCE
+    assert s.changed_by == HAND_EDIT
+    assert s.changed_at == datetime.fromtimestamp(1_700_000_000, UTC)

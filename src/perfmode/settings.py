@@ -145,6 +145,16 @@ def apply_mode(
     data["changed_to"] = mode.value
 
 
+def _record_hand_edit(data: dict[str, Any], current: Settings) -> None:
+    # A mode typed by hand carries no bookkeeping: its time is the file's mtime, which any
+    # write is about to change. Write it down, or the hand edit would look newer than it is
+    # (and, say, hold off a schedule boundary that already passed).
+    if current.ok and current.changed_by == HAND_EDIT and current.changed_at is not None:
+        data["changed_at"] = format_time(current.changed_at)
+        data["changed_by"] = HAND_EDIT
+        data["changed_to"] = current.mode.value
+
+
 class SettingsStore:
     def __init__(self, path: Path, *, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
         self.path = Path(path)
@@ -182,6 +192,7 @@ class SettingsStore:
             with FileLock(self.lock_path, timeout=self.lock_timeout):
                 current = self.read()
                 data = dict(current.data)
+                _record_hand_edit(data, current)
                 if change(data, current) is False:
                     return current
                 if current.corrupt:

@@ -13,11 +13,9 @@ from typing import Any
 from perfmode.errors import UsageError
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary
 from perfmode.settings import (
-    HAND_EDIT,
     Settings,
     SettingsStore,
     apply_mode,
-    format_time,
     utc_now,
 )
 
@@ -40,23 +38,12 @@ def timetable_of(settings: Settings) -> tuple[Timetable | None, str | None]:
         return None, f"settings.json has a bad schedule: {e}; it is ignored until fixed"
 
 
-def _keep_hand_edit(data: dict[str, Any], current: Settings) -> None:
-    # A mode typed by hand carries no bookkeeping; its time is the file's mtime, which our
-    # own write is about to change. Record it, or the hand edit would look newer than it is
-    # and hold off a schedule boundary that already passed.
-    if current.ok and current.changed_by == HAND_EDIT and current.changed_at is not None:
-        data["changed_at"] = format_time(current.changed_at)
-        data["changed_by"] = HAND_EDIT
-        data["changed_to"] = current.mode.value
-
-
 def store_timetable(store: SettingsStore, timetable: Timetable) -> Settings:
     new = timetable.to_dict()
 
     def change(data: dict[str, Any], current: Settings) -> bool | None:
         if data.get(SCHEDULE_KEY) == new:
             return False
-        _keep_hand_edit(data, current)
         data[SCHEDULE_KEY] = new
         return None
 
@@ -70,7 +57,6 @@ def clear_timetable(store: SettingsStore) -> bool:
     def change(data: dict[str, Any], current: Settings) -> bool | None:
         if SCHEDULE_KEY not in data:
             return False
-        _keep_hand_edit(data, current)
         removed.append(data.pop(SCHEDULE_KEY))
         return None
 
