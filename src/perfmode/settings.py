@@ -56,6 +56,18 @@ def format_time(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def human_span(seconds: float) -> str:
+    """``42 s``, ``17 min``, ``3.5 h``, ``2.0 days``: for people, not for parsing."""
+    s = abs(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
 def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None

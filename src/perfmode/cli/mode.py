@@ -10,7 +10,7 @@ import typer
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
 from perfmode.report import build_status
-from perfmode.settings import Mode, SettingsStore, parse_time, utc_now
+from perfmode.settings import Mode, SettingsStore, human_span, parse_time, utc_now
 
 
 @app.command("set")
@@ -88,11 +88,5 @@ def _progress(t: dict[str, Any]) -> str:
 def _when(t: datetime | None) -> str:
     if t is None:
         return "at an unknown time"
-    ago = (utc_now() - t).total_seconds()
-    if ago < 90:
-        rel = f"{max(ago, 0):.0f} s ago"
-    elif ago < 5400:
-        rel = f"{ago / 60:.0f} min ago"
-    else:
-        rel = f"{ago / 3600:.1f} h ago"
-    return f"at {t.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}, {rel}"
+    ago = human_span(max((utc_now() - t).total_seconds(), 0))
+    return f"at {t.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}, {ago} ago"

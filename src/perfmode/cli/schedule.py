@@ -21,7 +21,7 @@ from perfmode.schedule.daemon import (
 )
 from perfmode.schedule.store import clear_timetable, store_timetable, timetable_of
 from perfmode.schedule.timetable import WEEKENDS, Timetable, load_zone
-from perfmode.settings import SettingsStore, parse_time
+from perfmode.settings import SettingsStore, human_span, parse_time
 
 EXAMPLE = "perfmode schedule --night 18:00 --day 08:00"
 
@@ -202,14 +202,7 @@ def _at(iso: str, tz: str) -> str:
 
 def _until(iso: str) -> str:
     t = parse_time(iso)
-    s = (t - datetime.now(UTC)).total_seconds() if t else 0
-    if s < 90:
-        return f"{max(s, 0):.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
+    return human_span(max((t - datetime.now(UTC)).total_seconds(), 0) if t else 0)
 
 
 def _systemd_arg(arg: str) -> str:

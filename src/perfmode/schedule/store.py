@@ -16,6 +16,7 @@ from perfmode.settings import (
     Settings,
     SettingsStore,
     apply_mode,
+    human_span,
     utc_now,
 )
 
@@ -109,16 +110,7 @@ def flip_line(boundary: Boundary, tt: Timetable, now: datetime) -> str:
     if local.date() != now.astimezone(local.tzinfo).date():
         when = f"{local:%a %Y-%m-%d} {when}"
     late = now - boundary.at
-    note = f", applied {_span(late)} late" if late > timedelta(seconds=90) else ""
+    note = (
+        f", applied {human_span(late.total_seconds())} late" if late > timedelta(seconds=90) else ""
+    )
     return f"⏰ {when} {tt.tz} → {boundary.mode.value} ({CHANGED_BY}{note})"
-
-
-def _span(d: timedelta) -> str:
-    s = abs(d.total_seconds())
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
