@@ -59,28 +59,36 @@ def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs
 
 
 class DutyCycle:
-    """Keeps the trainer busy for ``share`` of wall time, in slots of about ``slot`` seconds.
+    """Caps the trainer at ``share`` of one core's time, in slots of about ``slot`` seconds.
 
-    Called often (every env step and optimizer step); once the busy time of the current slot
-    reaches share × slot it sleeps long enough that busy / (busy + sleep) == share.
+    Ticked often (every env step and optimizer step). Busy time is the process's CPU time,
+    not wall time: time spent waiting for a CPU that other programs hold is not work, and
+    counting it would make quiet back off twice (once through the scheduler, once here).
+    Once a slot's CPU time reaches share × slot, sleep until cpu / wall == share.
     """
 
     def __init__(self, share: float = 1.0, slot: float = 0.1) -> None:
         self.share = share
         self.slot = slot
-        self._start = time.perf_counter()
+        self._start()
+
+    def _start(self) -> None:
+        self._wall0 = time.perf_counter()
+        self._cpu0 = time.process_time()
 
     def set_share(self, share: float) -> None:
         self.share = share
-        self._start = time.perf_counter()
+        self._start()
 
     def tick(self, now: float) -> None:
         if self.share >= 1.0:
             return
-        busy = now - self._start
+        busy = time.process_time() - self._cpu0
         if busy >= self.share * self.slot:
-            time.sleep(busy * (1.0 - self.share) / self.share)
-            self._start = time.perf_counter()
+            pause = busy / self.share - (now - self._wall0)
+            if pause > 0:
+                time.sleep(pause)
+            self._start()
 
 
 class Governor:
