@@ -157,3 +157,15 @@ def test_concurrent_writers_never_expose_a_partial_file(home: Home) -> None:
     assert final["changed_by"] == "cli"
     assert reads > 10
     assert [p.name for p in home.root.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_train_on_bad_input_exits_2_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training:\n  n_envs: 0\n")
+    for args in (["--config", str(bad)], ["--data", str(tmp_path / "missing.csv")]):
+        proc = run_perfmode("train", "--home", str(home), *args)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
+    assert list(home.iterdir()) == []

@@ -43,12 +43,12 @@ def train(
     """Train until ``config.training.total_timesteps`` (resuming if the run has checkpoints)."""
     t = config.training
     device = pick_device(t.device)
+    market = load_market(config.env, data)  # bad data fails here, before anything is written
     home.run_dir(run).mkdir(parents=True, exist_ok=True)
     _lower_priority(t.nice)
     with _run_lock(home, run):
         if fresh:
             _archive_checkpoints(home, run)
-        market = load_market(config.env, data)
         resume = None if fresh else latest_checkpoint(home.checkpoints_dir(run))
         venv = build_vec_env(config, market, resume)
         model = (

@@ -69,8 +69,9 @@ def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> No
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        # delay: the file (and its run folder, made by the trainer) only once there is a
+        # line to write, so a command that fails on bad input leaves nothing behind.
+        fh = logging.FileHandler(log_file, encoding="utf-8", delay=True)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(fh)
     root.propagate = False

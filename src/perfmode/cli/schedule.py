@@ -84,6 +84,8 @@ def schedule(
     switch. Without timetable options it follows the stored timetable.
     See docs/schedule.md.
     """
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     setup_logging(log_file=log_file)
     h = home_of(home)
     timetable_given = any(v is not None for v in (night, day, weekends, tz)) or bool(rule)
