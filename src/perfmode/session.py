@@ -30,7 +30,6 @@ from perfmode import __version__
 from perfmode.checkpoints import (
     Checkpoint,
     capture_rng,
-    latest_checkpoint,
     prune_checkpoints,
     save_checkpoint,
 )
@@ -90,12 +89,13 @@ class TrainingSession:
         venv: Any,
         market: Market,
         device: str,
+        resumed_from: Checkpoint | None = None,
     ) -> None:
         self.config, self.home, self.run = config, home, run
         self.model, self.venv, self.market, self.device = model, venv, market, device
         self.stop = StopRequest()
         self.ckpt_dir = home.checkpoints_dir(run)
-        self.last_checkpoint: Checkpoint | None = latest_checkpoint(self.ckpt_dir)
+        self.last_checkpoint = resumed_from
         self.status = StatusFile(
             home.status_file(run),
             {
@@ -234,15 +234,18 @@ class TrainingSession:
             smaller,
             smaller,
         )
-        self.status.fields["oom_events"].append(
-            {
-                "at": utc_now().isoformat(),
-                "timesteps": model.num_timesteps,
-                "failed_batch": failed,
-                "new_batch": smaller,
-            }
+        self.status.update(
+            oom_events=[
+                *self.status.fields["oom_events"],
+                {
+                    "at": utc_now().isoformat(),
+                    "timesteps": model.num_timesteps,
+                    "failed_batch": failed,
+                    "new_batch": smaller,
+                },
+            ],
+            **self.governor.status_fields(),
         )
-        self.status.update(**self.governor.status_fields())
         self.status.maybe_write(force=True)
 
     def _fatal_oom(self, batch: int) -> None:

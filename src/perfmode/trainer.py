@@ -77,7 +77,7 @@ def train(
                 model.num_timesteps, resume.path if resume else None, False, model.num_timesteps
             )
 
-        session = TrainingSession(config, home, run, model, venv, market, device)
+        session = TrainingSession(config, home, run, model, venv, market, device, resume)
         model.oom_handler = session.handle_oom
         with session.stop.installed():
             model.learn(
