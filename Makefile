@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 # (about a minute), then what the trainer left behind. Run it again: it resumes.
 demo: $(BIN)/.installed
 	$(BIN)/perfmode set performance --home $(DEMO_HOME)
-	$(BIN)/perfmode train --home $(DEMO_HOME) --timesteps 100000
+	$(BIN)/perfmode train --home $(DEMO_HOME) --timesteps 250000
 	$(BIN)/perfmode status --home $(DEMO_HOME)
 	$(BIN)/perfmode evaluate --checkpoint latest --home $(DEMO_HOME) --plot $(DEMO_HOME)/equity.png
 
