@@ -33,9 +33,12 @@ def cli(home: Home):
     return invoke
 
 
-def run_perfmode(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it: a separate process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_perfmode(
+    *args: str, timeout: float = 60, env: dict[str, str | None] | None = None, **kw
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it: a separate process. ``env`` entries of None are unset."""
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full = {k: v for k, v in full.items() if v is not None}
     return subprocess.run(
-        [*PERFMODE, *args], capture_output=True, text=True, timeout=timeout, env=env, **kw
+        [*PERFMODE, *args], capture_output=True, text=True, timeout=timeout, env=full, **kw
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -67,15 +66,9 @@ def test_status_reports_a_bad_file_and_still_exits_0(cli, home: Home, content, p
 
 
 def test_home_comes_from_env_when_no_flag(tmp_path: Path) -> None:
-    env = {**os.environ, "PERFMODE_HOME": str(tmp_path / "h")}
     (tmp_path / "h").mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "perfmode", "set", "performance"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    proc = run_perfmode(
+        "set", "performance", cwd=tmp_path, env={"PERFMODE_HOME": str(tmp_path / "h")}
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "h" / "settings.json").exists()
@@ -83,15 +76,7 @@ def test_home_comes_from_env_when_no_flag(tmp_path: Path) -> None:
 
 
 def test_home_defaults_to_current_directory(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PERFMODE_HOME"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "perfmode", "set", "quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_perfmode("set", "quiet", cwd=tmp_path, env={"PERFMODE_HOME": None})
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "settings.json").read_text())["performance_mode"] == "quiet"
 
