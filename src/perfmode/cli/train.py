@@ -14,7 +14,7 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="YAML config (see configs/) [default: the embedded default, synthetic data].",
+        help="YAML config (see configs/); default: the embedded default, synthetic data.",
         show_default=False,
         dir_okay=False,
     ),
