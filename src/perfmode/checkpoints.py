@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from perfmode.errors import PerfmodeError
-from perfmode.fsutil import atomic_write_json
+from perfmode.fsutil import atomic_write_json, fsync_dir
 from perfmode.home import Home
 from perfmode.settings import format_time, utc_now
 
@@ -213,11 +213,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(src, dst)
-    fd = os.open(dst.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(dst.parent)
 
 
 def _fsync_file(path: Path) -> None:

@@ -41,11 +41,20 @@ class Knobs:
         )
 
 
+def wanted_batch(mode: Mode, config: Config) -> int:
+    """ppo.batch_size scaled by the mode, before it is fitted to the rollout."""
+    return round(config.ppo.batch_size * config.modes.profile(mode).batch_size_multiplier)
+
+
+def fit_batch(batch: int, config: Config) -> int:
+    """A batch SB3 can use: at least 2 (0 loops forever), at most the rollout size."""
+    return max(2, min(batch, config.rollout_size))
+
+
 def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs:
     """The knobs of ``mode``: batch in [2, rollout size], at most ``batch_cap`` (OOM)."""
     profile = config.modes.profile(mode)
-    batch = round(config.ppo.batch_size * profile.batch_size_multiplier)
-    batch = max(2, min(batch, config.rollout_size))
+    batch = fit_batch(wanted_batch(mode, config), config)
     if batch_cap is not None:
         batch = min(batch, batch_cap)
     return Knobs(
@@ -180,9 +189,7 @@ class Governor:
 
     def _check_batch(self, k: Knobs) -> None:
         rollout = self.config.rollout_size
-        wanted = round(
-            self.config.ppo.batch_size * self.config.modes.profile(k.mode).batch_size_multiplier
-        )
+        wanted = wanted_batch(k.mode, self.config)
         if wanted > rollout:
             self._warn_once(
                 f"batch size {wanted} of {k.mode.value} mode is larger than the rollout "

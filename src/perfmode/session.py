@@ -36,7 +36,7 @@ from perfmode.checkpoints import (
 from perfmode.config import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
-from perfmode.governor import Governor
+from perfmode.governor import Governor, fit_batch
 from perfmode.home import Home
 from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.settings import SettingsStore, utc_now
@@ -220,7 +220,7 @@ class TrainingSession:
         """CUDA OOM in an update: halve the batch (not below the base); the update is redone."""
         _free_cuda_memory()
         model = self.model
-        base = max(2, min(self.config.ppo.batch_size, self.config.rollout_size))
+        base = fit_batch(self.config.ppo.batch_size, self.config)
         failed = model.batch_size
         if failed <= base:
             self._fatal_oom(failed)
