@@ -66,6 +66,18 @@ class Trainer:
             self.proc.wait(timeout=120)
 
 
+def start_quiet(home: Path) -> Trainer:
+    """A long run on the default config, started in quiet mode and past its first line."""
+    set_mode(home, "quiet")
+    trainer = Trainer(home, "--timesteps", "1000000000")
+    try:
+        trainer.wait_line("Performance mode: quiet", timeout=120)
+    except BaseException:
+        trainer.stop()
+        raise
+    return trainer
+
+
 def set_mode(home: Path, mode: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "perfmode", "set", mode, "--home", str(home)],

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _trainer import Trainer, set_mode
+from _trainer import set_mode, start_quiet
 
 from perfmode.config import Config
 from perfmode.governor import knobs_for
@@ -52,10 +52,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        set_mode(home, "quiet")
-        trainer = Trainer(home, "--timesteps", "1000000000")
+        trainer = start_quiet(home)
         try:
-            trainer.wait_line("Performance mode: quiet", timeout=120)
             time.sleep(args.warmup)
             for _ in range(args.cycles):
                 for mode in ("performance", "quiet"):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _trainer import Trainer, percentile, set_mode
+from _trainer import percentile, start_quiet
 
 
 def main() -> None:
@@ -32,10 +32,8 @@ def main() -> None:
     write_to_line: list[float] = []  # from the file's replacement to the log line
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        set_mode(home, "quiet")
-        trainer = Trainer(home, "--timesteps", "1000000000")
+        trainer = start_quiet(home)
         try:
-            trainer.wait_line("Performance mode: quiet", timeout=120)
             time.sleep(3)
             for i in range(args.switches):
                 mode = "performance" if i % 2 == 0 else "quiet"

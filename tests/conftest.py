@@ -3,7 +3,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -42,3 +45,17 @@ def run_perfmode(
     return subprocess.run(
         [*PERFMODE, *args], capture_output=True, text=True, timeout=timeout, env=full, **kw
     )
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, proc=None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(
+                f"trainer exited ({proc.returncode}) while waiting for {what}:\n{proc.stdout.read()}"
+            )
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

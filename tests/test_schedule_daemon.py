@@ -28,7 +28,7 @@ from perfmode.schedule import (
     timetable_of,
 )
 from perfmode.settings import HAND_EDIT, Mode, SettingsStore, format_time
-from tests.conftest import PERFMODE, run_perfmode
+from tests.conftest import PERFMODE, run_perfmode, wait_for
 
 TT = Timetable.create(tz="Europe/Berlin", night="18:00", day="08:00")
 BERLIN_SUMMER = 2  # UTC offset in June
@@ -176,26 +176,18 @@ def test_run_daemon_reconciles_at_start_and_on_each_tick(home: Home) -> None:
         t = threading.Thread(target=run_daemon, args=(home,), kwargs={"tick_s": 0.1, "stop": stop})
         t.start()
         try:
-            _wait_for(lambda: store.read().mode is Mode.PERFORMANCE)
+            wait_for("performance", lambda: store.read().mode is Mode.PERFORMANCE, timeout=10)
             assert store.read().changed_by == "schedule"
             # Another process stores a new timetable with a boundary a second ahead: a
             # tick after it follows (there is no job for it in the first timetable).
             soon = datetime.now(UTC) + timedelta(seconds=1)
             store_timetable(store, Timetable.create(tz="UTC", rules=[_rule(soon, "quiet")]))
-            _wait_for(lambda: store.read().mode is Mode.QUIET)
+            wait_for("quiet", lambda: store.read().mode is Mode.QUIET, timeout=10)
             assert store.read().changed_at >= soon.replace(microsecond=0)
         finally:
             stop.set()
             t.join(10)
     assert not t.is_alive()
-
-
-def _wait_for(cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 # --- a real daemon process -----------------------------------------------------------------
@@ -237,7 +229,11 @@ def daemon(home: Home) -> Iterator[tuple[subprocess.Popen[str], datetime]]:
         env=env,
     )
     try:
-        _wait_for(lambda: home.daemon_pid.exists() and proc.poll() is None)
+        wait_for(
+            "the daemon to start",
+            lambda: home.daemon_pid.exists() and proc.poll() is None,
+            timeout=10,
+        )
         yield proc, boundary
     finally:
         if proc.poll() is None:
@@ -251,9 +247,9 @@ def test_the_daemon_flips_settings_at_a_boundary(
     proc, boundary = daemon
     store = SettingsStore(home.settings)
     # At start it applied the boundary in force (quiet, 20 s ago) over the older manual mode.
-    _wait_for(lambda: store.read().mode is Mode.QUIET)
+    wait_for("quiet", lambda: store.read().mode is Mode.QUIET, timeout=10)
     assert datetime.now(UTC) < boundary, "the daemon started too slowly for this test"
-    _wait_for(lambda: store.read().mode is Mode.PERFORMANCE, timeout=15)
+    wait_for("performance", lambda: store.read().mode is Mode.PERFORMANCE, timeout=15)
     s = store.read()
     assert s.changed_by == "schedule" and s.changed_at is not None
     assert boundary <= s.changed_at < boundary + timedelta(seconds=3)
@@ -279,7 +275,9 @@ def test_the_daemon_exits_0_on_sigterm_and_removes_its_pid_file(
     daemon: tuple[subprocess.Popen[str], datetime], home: Home
 ) -> None:
     proc, _ = daemon
-    _wait_for(lambda: SettingsStore(home.settings).read().mode is Mode.QUIET)  # running
+    wait_for(
+        "quiet", lambda: SettingsStore(home.settings).read().mode is Mode.QUIET, timeout=10
+    )  # running
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err

@@ -7,13 +7,12 @@ import signal
 
 from perfmode.checkpoints import list_checkpoints
 from perfmode.home import Home
-from tests.conftest import run_perfmode
+from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import (
     log_text,
     metrics_rows,
     read_status,
     start_trainer,
-    wait_for,
     write_config,
 )
 

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +52,6 @@ def start_trainer(home: Home, config: Path, *args: str) -> subprocess.Popen[str]
         text=True,
         env=env,
     )
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, proc=None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(
-                f"trainer exited ({proc.returncode}) while waiting for {what}:\n{proc.stdout.read()}"
-            )
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def read_status(home: Home, run: str = "default") -> dict[str, Any]:
