@@ -18,13 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor, VecNormalize
 
 from perfmode.checkpoints import Checkpoint, latest_checkpoint, load_rng, restore_rng
 from perfmode.config import Config
 from perfmode.env import Market, TradingEnv, load_market
+from perfmode.env.vec_env import TradingVecEnv
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import Home
+from perfmode.policy import LeanMlpPolicy
 from perfmode.runstatus import read_json_object
 from perfmode.session import GovernedPPO, TrainingSession, TrainResult
 
@@ -111,8 +113,11 @@ def build_vec_env(config: Config, market: Market, resume: Checkpoint | None = No
     """The vectorised training env; VecNormalize statistics come back from ``resume``."""
     t = config.training
     make = functools.partial(TradingEnv, market.train, config.env)
-    cls = SubprocVecEnv if t.vec_env == "subproc" else DummyVecEnv
-    venv: Any = VecMonitor(cls([make] * t.n_envs))
+    venv: Any = (
+        VecMonitor(SubprocVecEnv([make] * t.n_envs))
+        if t.vec_env == "subproc"
+        else TradingVecEnv([make] * t.n_envs)
+    )
     if resume is not None:
         try:
             _check_resumable(resume, list(venv.observation_space.shape), config)
@@ -147,15 +152,24 @@ def _hyperparameters(config: Config) -> dict[str, Any]:
     }
 
 
+def policy_kwargs(config: Config) -> dict[str, Any]:
+    """SB3's MlpPolicy settings; ``foreach`` only picks torch's batched Adam kernels (the
+    same arithmetic per parameter, one call for all of them instead of one each)."""
+    return {
+        "net_arch": list(config.ppo.net_arch),
+        "optimizer_kwargs": {"eps": 1e-5, "foreach": True},
+    }
+
+
 def new_model(
     venv: Any, config: Config, device: str, home: Home | None = None, run: str = "default"
 ) -> GovernedPPO:
     return GovernedPPO(
-        "MlpPolicy",
+        LeanMlpPolicy,
         venv,
         seed=config.training.seed,
         device=device,
-        policy_kwargs={"net_arch": list(config.ppo.net_arch)},
+        policy_kwargs=policy_kwargs(config),
         tensorboard_log=_tensorboard_dir(home, run),
         verbose=0,
         **_hyperparameters(config),

@@ -1,0 +1,71 @@
+"""The training envs, stepped together: SB3's ``VecMonitor(DummyVecEnv(envs))`` in one layer.
+
+SB3's stack spends more time on bookkeeping than the trading env spends trading: per step
+DummyVecEnv deep-copies its info dicts and observation buffer, and VecMonitor copies them
+again. :class:`TradingVecEnv` does the same job (same observations, rewards, dones, infos
+with ``TimeLimit.truncated``, ``terminal_observation`` and the monitor's ``episode``
+record, same reset and seeding rules) with fresh dicts and one array copy per step.
+``tests/test_vec_env.py`` checks it against the SB3 stack step for step.
+
+It imports SB3, so the trainer imports it directly (not through ``perfmode.env``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+
+class TradingVecEnv(DummyVecEnv):
+    """DummyVecEnv + VecMonitor without the copies; everything else is DummyVecEnv's."""
+
+    def __init__(self, env_fns: list[Callable[[], gym.Env]]) -> None:
+        super().__init__(env_fns)
+        self._obs = self.buf_obs[None]  # a Box space: one buffer, keyed None
+        self.t_start = time.time()
+        self.episode_count = 0
+        # float32 like VecMonitor's, so episode returns (and ep_rew_mean) agree bit for bit.
+        self.episode_returns = np.zeros(self.num_envs, dtype=np.float32)
+        self.episode_lengths = np.zeros(self.num_envs, dtype=np.int32)
+
+    def reset(self) -> VecEnvObs:
+        obs = super().reset()
+        self.episode_returns = np.zeros(self.num_envs, dtype=np.float32)
+        self.episode_lengths = np.zeros(self.num_envs, dtype=np.int32)
+        return obs
+
+    def step_wait(self) -> VecEnvStepReturn:
+        rews, dones, buf = self.buf_rews, self.buf_dones, self._obs
+        infos: list[dict[str, Any]] = []
+        for i, env in enumerate(self.envs):
+            obs, rews[i], terminated, truncated, info = env.step(self.actions[i])
+            done = terminated or truncated
+            dones[i] = done
+            info = dict(info)
+            info["TimeLimit.truncated"] = truncated and not terminated
+            if done:
+                info["terminal_observation"] = obs
+                obs, self.reset_infos[i] = env.reset()
+            buf[i] = obs
+            infos.append(info)
+        self.episode_returns += rews
+        self.episode_lengths += 1
+        for i in np.flatnonzero(dones):
+            infos[i]["episode"] = {
+                "r": self.episode_returns[i],
+                "l": self.episode_lengths[i],
+                "t": round(time.time() - self.t_start, 6),
+            }
+            self.episode_count += 1
+            self.episode_returns[i] = 0
+            self.episode_lengths[i] = 0
+        return buf.copy(), rews.copy(), dones.copy(), infos
+
+    def _obs_from_buf(self) -> VecEnvObs:
+        return self._obs.copy()
