@@ -74,7 +74,7 @@ def test_returned_arrays_are_not_the_envs_buffers(tmp_path) -> None:
     ours, _ = _envs(config, 2)
     first = ours.reset()
     kept = first.copy()
-    obs, rew, done, _ = ours.step(np.array([0, 2]))
+    obs, rew, _, _ = ours.step(np.array([0, 2]))
     ours.step(np.array([2, 0]))
     np.testing.assert_array_equal(first, kept)  # a later step must not rewrite it
     assert obs is not ours.buf_obs[None] and rew is not ours.buf_rews
