@@ -135,7 +135,12 @@ def _oom_above(limit: int):
 
 
 def test_oom_halves_the_batch_and_training_goes_on(home: Home, tmp_path, monkeypatch) -> None:
-    config = tiny(tmp_path, ppo={"batch_size": 16}, training={"total_timesteps": 512})
+    config = tiny(
+        tmp_path,
+        ppo={"batch_size": 16},
+        training={"total_timesteps": 512},
+        modes={"performance": {"batch_size_multiplier": 2.0}},
+    )
     SettingsStore(home.settings).set_mode("performance", changed_by="cli")  # batch 32
     monkeypatch.setattr(PPO, "train", _oom_above(16))
     result = train(config, home)

@@ -20,7 +20,11 @@ from tests.trainkit import (
 def test_mode_switches_from_cli_hand_edit_and_corrupt_file_then_sigterm_saves(
     home: Home, tmp_path
 ) -> None:
-    config = write_config(tmp_path / "tiny.yaml", training={"total_timesteps": 10_000_000})
+    config = write_config(
+        tmp_path / "tiny.yaml",
+        training={"total_timesteps": 10_000_000},
+        modes={"performance": {"batch_size_multiplier": 2.0, "epochs_multiplier": 1.5}},
+    )
     run_perfmode("set", "quiet", "--home", str(home.root))
     proc = start_trainer(home, config)
     try:

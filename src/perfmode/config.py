@@ -118,8 +118,10 @@ class ModeProfile:
     """Scales ppo.batch_size before the next update."""
     epochs_multiplier: float = 1.0
     """Scales ppo.n_epochs before the next update."""
-    torch_threads: int | Literal["all"] = 1
-    """Torch intra-op threads, applied at once; 'all' = every core this process may use."""
+    torch_threads: int | Literal["all", "auto"] = 1
+    """Torch intra-op threads, applied at once. 'auto' measures which count trains fastest
+    (per phase: rollout and update) and never uses more than the cores other programs leave
+    free; 'all' = every core this process may use; a number is used as given."""
     cpu_share: float = 0.5
     """Fraction of wall time the trainer computes (a duty cycle of ~100 ms slots), at once."""
     cuda_memory_fraction: float | None = None
@@ -139,10 +141,10 @@ class ModeProfile:
             "from 0.1 to 64",
         )
         check(
-            self.torch_threads == "all" or 1 <= int(self.torch_threads) <= 1024,
+            self.torch_threads in ("all", "auto") or 1 <= int(self.torch_threads) <= 1024,
             f"{where}.torch_threads",
             self.torch_threads,
-            "'all' or a number from 1 to 1024",
+            "'auto', 'all' or a number from 1 to 1024",
         )
         check(0.05 <= self.cpu_share <= 1, f"{where}.cpu_share", self.cpu_share, "from 0.05 to 1")
         frac = self.cuda_memory_fraction
@@ -153,10 +155,18 @@ class ModeProfile:
             "null or from 0.05 to 1",
         )
 
-    def threads(self) -> int:
+    def threads(self) -> int | None:
+        """The fixed thread count, or None for 'auto' (the governor measures)."""
+        if self.torch_threads == "auto":
+            return None
         if self.torch_threads == "all":
             return available_cores()
         return int(self.torch_threads)
+
+    @property
+    def changes_learning(self) -> bool:
+        """Whether this profile changes what is learned (batch size or epochs), not only speed."""
+        return self.batch_size_multiplier != 1.0 or self.epochs_multiplier != 1.0
 
 
 @dataclass(frozen=True)
@@ -167,8 +177,9 @@ class ModesConfig:
         default_factory=lambda: ModeProfile(1.0, 1.0, 1, 0.5, cuda_memory_fraction=0.5)
     )
     """Out of the way: one thread, half the time, half the GPU memory."""
-    performance: ModeProfile = field(default_factory=lambda: ModeProfile(2.0, 1.5, "all", 1.0))
-    """Flat out: all cores, all the time, bigger batches and more epochs."""
+    performance: ModeProfile = field(default_factory=lambda: ModeProfile(1.0, 1.0, "auto", 1.0))
+    """Flat out: all the time, the measured best thread count. Batch and epochs stay as in
+    quiet, so a run learns the same whatever mode it is in (on a CPU they buy no speed)."""
 
     def __post_init__(self) -> None:
         self.quiet.validate("modes.quiet")

@@ -7,6 +7,10 @@ and applies a new mode in two parts:
 - at once: torch threads, the CPU duty cycle, the CUDA memory cap;
 - right before the next update: batch size and epochs (SB3's ``PPO.train`` reads
   ``n_epochs`` once per update and ``batch_size`` once per epoch).
+
+A profile with ``torch_threads: auto`` leaves the thread count to measurement
+(:mod:`perfmode.threads`), per phase, within the cores the load sensor
+(:mod:`perfmode.load`) sees free.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from perfmode.config import Config
+from perfmode.load import LoadSensor
 from perfmode.settings import Mode, Settings, SettingsStore, SettingsWatcher, format_time, utc_now
+from perfmode.threads import ThreadPolicy
 
 log = logging.getLogger("perfmode.train")
 
@@ -30,14 +36,16 @@ class Knobs:
     mode: Mode
     batch_size: int
     n_epochs: int
-    torch_threads: int
+    torch_threads: int | None
+    """None: chosen by measurement (the profile says 'auto')."""
     cpu_share: float
     cuda_memory_fraction: float | None
 
     def describe(self) -> str:
+        threads = "auto" if self.torch_threads is None else self.torch_threads
         return (
             f"batch {self.batch_size}, epochs {self.n_epochs}, "
-            f"threads {self.torch_threads}, cpu {self.cpu_share:.0%}"
+            f"threads {threads}, cpu {self.cpu_share:.0%}"
         )
 
 
@@ -116,6 +124,8 @@ class Governor:
         self.batch_cap: int | None = None
         self.watcher = SettingsWatcher(store, log)
         self.duty = DutyCycle()
+        self.load = LoadSensor()
+        self.threads = ThreadPolicy(self.load)
         self.knobs = knobs_for(self.watcher.current.mode, config)
         self.applied_at = utc_now()
         self.switches = 0
@@ -139,9 +149,21 @@ class Governor:
             changed = self.watcher.poll()
             if changed is not None and changed.mode is not self.knobs.mode:
                 self.switch(changed.mode)
+            if self.load.poll() is not None and self.threads.fit_load():
+                self._apply_threads()
             if self.on_poll is not None:
                 self.on_poll()
         self.duty.tick(now)
+
+    def end_phase(self) -> None:
+        """At the end of a rollout or an update (before a checkpoint is written)."""
+        self.threads.end_phase()
+
+    def start_phase(self, phase: str) -> None:
+        """At the start of a rollout or an update: that phase's threads, timed from now."""
+        self.phase = phase
+        self._apply_threads()
+        self.threads.start_phase(phase)
 
     def switch(self, mode: Mode) -> None:
         self.knobs = knobs_for(mode, self.config, self.batch_cap)
@@ -171,7 +193,9 @@ class Governor:
             "applied_during": self.applied_during,
             "batch_size": k.batch_size,
             "n_epochs": k.n_epochs,
-            "torch_threads": k.torch_threads,
+            "torch_threads": self.threads.current,
+            "threads": self.threads.status(),
+            "foreign_cpu": self.load.reading.foreign_cores if self.load.reading else None,
             "cpu_share": k.cpu_share,
             "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
             "batch_cap": self.batch_cap,
@@ -181,11 +205,19 @@ class Governor:
     def _apply_now(self, k: Knobs) -> None:
         import torch
 
-        torch.set_num_threads(k.torch_threads)
+        self.threads.set_fixed(k.torch_threads)
+        self._apply_threads()
         self.duty.set_share(k.cpu_share)
         if self.device == "cuda":
             # Uncapped is a fraction of 1.0: the call replaces any earlier cap.
             torch.cuda.set_per_process_memory_fraction(k.cuda_memory_fraction or 1.0)
+
+    def _apply_threads(self) -> None:
+        import torch
+
+        n = self.threads.for_phase(self.phase)
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
     def _check_batch(self, k: Knobs) -> None:
         rollout = self.config.rollout_size

@@ -294,17 +294,21 @@ class _SessionCallback(BaseCallback):
         self._hook = self.model.policy.optimizer.register_step_post_hook(lambda *_: gov.tick())
 
     def _on_rollout_start(self) -> None:
+        gov = self.session.governor
         self.boundary_timesteps = self.num_timesteps
-        self.session.governor.phase = "rollout"
+        gov.end_phase()  # the update just done: timed before a checkpoint is written
         self.session.at_rollout_boundary()
+        gov.start_phase("rollout")
 
     def _on_step(self) -> bool:
         self.session.governor.tick()
         return not self.session.stop.requested
 
     def _on_rollout_end(self) -> None:
-        self.session.governor.apply_update_knobs(self.model)
-        self.session.governor.phase = "update"
+        gov = self.session.governor
+        gov.end_phase()
+        gov.apply_update_knobs(self.model)
+        gov.start_phase("update")
 
     def remove_hooks(self) -> None:
         if self._hook is not None:

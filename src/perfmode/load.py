@@ -1,0 +1,90 @@
+"""The load sensor: how much CPU the machine's *other* programs use right now.
+
+Other programs' load = all CPU time spent on the machine minus this process's own (and its
+children's, e.g. subprocess envs), over the last sampling interval, in cores. It answers
+"how many cores are free for training?" (the performance mode's thread choice) and "is
+someone using the computer?" (the auto mode).
+
+One sample costs two small reads (``/proc/stat`` and this process's times on Linux), so it
+is cheap at the default interval of a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import psutil
+
+
+def _busy_seconds(t: psutil._common.scputimes) -> float:  # type: ignore[name-defined]
+    # Everything but idle and iowait (a CPU waiting on a disk is free to compute).
+    return sum(
+        getattr(t, f) for f in t._fields if f not in ("idle", "iowait", "guest", "guest_nice")
+    )
+
+
+def _own_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    total = t.user + t.system
+    for child in proc.children(recursive=True):
+        try:
+            c = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += c.user + c.system
+    return total
+
+
+@dataclass(frozen=True)
+class LoadReading:
+    foreign_cores: float
+    """Cores other programs used over the interval (0 .. cores)."""
+    own_cores: float
+    """Cores this process (and its children) used."""
+    cores: int
+    """Cores this process may run on."""
+
+    @property
+    def free_cores(self) -> int:
+        """Cores nobody else is using, rounded to the nearest whole core, at least 1."""
+        return max(1, min(self.cores, math.floor(self.cores - self.foreign_cores + 0.5)))
+
+
+class LoadSensor:
+    """Samples the machine's CPU use at most every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval = interval
+        self._proc = psutil.Process()
+        # Only the CPUs this process may run on count: load elsewhere does not slow us.
+        try:
+            self._cpus: list[int] | None = sorted(self._proc.cpu_affinity() or [])
+        except (AttributeError, psutil.Error):  # macOS has no affinity
+            self._cpus = None
+        self.cores = len(self._cpus) if self._cpus else (psutil.cpu_count() or 1)
+        self._last = self._sample()
+        self.reading: LoadReading | None = None
+
+    def _sample(self) -> tuple[float, float, float]:
+        if self._cpus is None:
+            busy = _busy_seconds(psutil.cpu_times())
+        else:
+            per_cpu = psutil.cpu_times(percpu=True)
+            busy = sum(_busy_seconds(per_cpu[i]) for i in self._cpus if i < len(per_cpu))
+        return time.monotonic(), busy, _own_seconds(self._proc)
+
+    def poll(self) -> LoadReading | None:
+        """A new reading when ``interval`` has passed since the last, else None."""
+        now = time.monotonic()
+        if now - self._last[0] < self.interval:
+            return None
+        t, busy, own = self._sample()
+        wall = t - self._last[0]
+        all_cores = (busy - self._last[1]) / wall
+        own_cores = (own - self._last[2]) / wall
+        self._last = (t, busy, own)
+        foreign = max(0.0, min(float(self.cores), all_cores - own_cores))
+        self.reading = LoadReading(round(foreign, 3), round(own_cores, 3), self.cores)
+        return self.reading

@@ -1,0 +1,113 @@
+"""Threads by measurement: the chooser's decisions, and the load sensor against a real program."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from perfmode.load import LoadReading, LoadSensor
+from perfmode.threads import ThreadChooser, candidates_for
+
+
+def feed(chooser: ThreadChooser, timing: dict[int, tuple[float, float]], free: int, cycles: int):
+    """Run ``cycles`` PPO cycles whose (rollout, update) seconds depend on the thread count."""
+    plans = []
+    for _ in range(cycles):
+        n_r, n_u = chooser.threads("rollout"), chooser.threads("update")
+        plan = chooser.on_cycle(timing[n_r][0], timing[n_u][1], free)
+        if plan is not None:
+            plans.append(plan)
+    return plans
+
+
+def test_candidates_are_powers_of_two_up_to_the_free_cores() -> None:
+    assert candidates_for(1) == [1]
+    assert candidates_for(2) == [1, 2]
+    assert candidates_for(6) == [1, 2, 4, 6]
+    assert candidates_for(8) == [1, 2, 4, 8]
+
+
+def test_a_small_model_settles_on_one_thread_when_two_are_slower() -> None:
+    chooser = ThreadChooser(free=2)
+    feed(chooser, {1: (0.24, 0.28), 2: (0.37, 0.42)}, free=2, cycles=8)
+    assert not chooser.trying
+    assert (chooser.plan.rollout, chooser.plan.update) == (1, 1)
+    assert "rollout 1: 0.24 s, 2: 0.37 s" in chooser.plan.reason
+
+
+def test_each_phase_gets_its_own_fastest_count() -> None:
+    chooser = ThreadChooser(free=4)
+    # A big update gains from threads, the rollout (one small forward per step) does not.
+    feed(chooser, {1: (1.0, 4.0), 2: (1.1, 2.2), 4: (1.3, 1.2)}, free=4, cycles=12)
+    assert (chooser.plan.rollout, chooser.plan.update) == (1, 4)
+
+
+def test_within_five_percent_the_smaller_count_wins() -> None:
+    chooser = ThreadChooser(free=2)
+    feed(chooser, {1: (1.00, 1.00), 2: (0.97, 0.98)}, free=2, cycles=8)
+    assert (chooser.plan.rollout, chooser.plan.update) == (1, 1)
+
+
+def test_busy_cores_cap_the_threads_at_once_and_free_ones_bring_a_new_trial() -> None:
+    chooser = ThreadChooser(free=4)
+    timing = {1: (4.0, 4.0), 2: (2.0, 2.0), 4: (1.0, 1.0)}
+    feed(chooser, timing, free=4, cycles=12)
+    assert chooser.plan.rollout == 4
+    # Another program takes three cores: down to one thread on the next load reading.
+    plan = chooser.on_load(1)
+    assert plan is not None and (plan.rollout, plan.update) == (1, 1)
+    assert "leave 1 core free" in plan.reason
+    # It stays there while the load lasts...
+    assert feed(chooser, timing, free=1, cycles=30) == []
+    # ...and tries again once the cores have been free for a while.
+    plans = feed(chooser, timing, free=4, cycles=40)
+    assert plans and chooser.plan.rollout == 4
+
+
+def test_a_trial_never_uses_more_threads_than_are_free() -> None:
+    chooser = ThreadChooser(free=8)
+    used = []
+    for _ in range(20):
+        used.append(chooser.threads("update"))
+        chooser.on_cycle(1.0, 1.0, free=2 if len(used) > 3 else 8)
+        chooser.on_load(2 if len(used) > 3 else 8)
+    assert max(used[5:]) <= 2
+
+
+def test_free_cores_round_to_the_nearest_whole_core() -> None:
+    assert LoadReading(0.0, 1.0, 2).free_cores == 2
+    assert LoadReading(0.3, 1.0, 2).free_cores == 2
+    assert LoadReading(0.98, 1.0, 2).free_cores == 1
+    assert LoadReading(2.0, 1.0, 2).free_cores == 1  # never below one
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc through psutil")
+def test_load_sensor_sees_another_program_but_not_itself() -> None:
+    sensor = LoadSensor(interval=0.5)
+    # This process spins: its own time must not count as other programs' load.
+    end = time.monotonic() + 1.2
+    while time.monotonic() < end:
+        pass
+    own = sensor.poll()
+    assert own is not None and own.own_cores > 0.5
+    # Another program: not our child (children count as our own work, e.g. subprocess envs).
+    pid = int(
+        subprocess.check_output(
+            ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+            text=True,
+        )
+    )
+    try:
+        time.sleep(0.6)
+        sensor.poll()
+        time.sleep(1.5)
+        reading = sensor.poll()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert reading is not None and reading.foreign_cores > 0.6, reading
+    assert reading.own_cores < 0.2, reading
