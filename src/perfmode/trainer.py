@@ -47,6 +47,7 @@ def train(
     device = pick_device(t.device)
     market = load_market(config.env, data)  # bad data fails here, before anything is written
     home.run_dir(run).mkdir(parents=True, exist_ok=True)
+    _warn_if_modes_change_learning(config)
     _lower_priority(t.nice)
     with _run_lock(home, run):
         if fresh:
@@ -90,6 +91,19 @@ def train(
                 tb_log_name=run,
             )
         return session.finish(resumed_from=resume.timesteps if resume else None)
+
+
+def _warn_if_modes_change_learning(config: Config) -> None:
+    for mode in ("quiet", "performance"):
+        p = getattr(config.modes, mode)
+        if p.changes_learning:
+            log.warning(
+                "⚠️  %s mode changes batch (×%g) and epochs (×%g): what this run learns will "
+                "depend on when you switch modes (set both multipliers to 1.0 to avoid it)",
+                mode,
+                p.batch_size_multiplier,
+                p.epochs_multiplier,
+            )
 
 
 def _lower_priority(nice: int) -> None:
