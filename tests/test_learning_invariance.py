@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -84,7 +85,7 @@ def test_switching_at_every_update_gives_bit_identical_weights(tmp_path) -> None
     switched = _train(config, switched_home, flip=True)
 
     modes = [r["mode"] for r in metrics_rows(switched_home)]
-    changes = sum(a != b for a, b in zip(modes, modes[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(modes))
     assert changes >= 5, modes  # it really switched, many times
     a, b = _weights(steady.checkpoint), _weights(switched.checkpoint)
     for name in a:
