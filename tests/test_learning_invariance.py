@@ -94,6 +94,7 @@ def test_switching_at_every_update_gives_bit_identical_weights(tmp_path) -> None
 
 def test_a_different_update_thread_count_only_rounds_differently(tmp_path) -> None:
     """Why 'auto' threads are not bit-exact: more threads sum in another order. Bounded."""
+
     def config(threads: int) -> Config:
         return load_config(
             write_config(

@@ -88,13 +88,16 @@ def test_free_cores_round_to_the_nearest_whole_core() -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc through psutil")
 def test_load_sensor_sees_another_program_but_not_itself() -> None:
+    import psutil
+
     sensor = LoadSensor(interval=0.5)
-    # This process spins: its own time must not count as other programs' load.
-    end = time.monotonic() + 1.2
-    while time.monotonic() < end:
+    # This process spins: its own time must count as its own, not as other programs' load.
+    cpu0, t0 = time.process_time(), time.monotonic()
+    while time.monotonic() - t0 < 1.2:
         pass
     own = sensor.poll()
-    assert own is not None and own.own_cores > 0.5
+    spun = (time.process_time() - cpu0) / (time.monotonic() - t0)
+    assert own is not None and abs(own.own_cores - spun) < 0.15, (own, spun)
     # Another program: not our child (children count as our own work, e.g. subprocess envs).
     pid = int(
         subprocess.check_output(
@@ -103,11 +106,15 @@ def test_load_sensor_sees_another_program_but_not_itself() -> None:
         )
     )
     try:
+        burner = psutil.Process(pid)
         time.sleep(0.6)
         sensor.poll()
+        before = sum(burner.cpu_times()[:2])
         time.sleep(1.5)
         reading = sensor.poll()
+        burned = (sum(burner.cpu_times()[:2]) - before) / 1.5
     finally:
         os.kill(pid, signal.SIGKILL)
-    assert reading is not None and reading.foreign_cores > 0.6, reading
-    assert reading.own_cores < 0.2, reading
+    # On a busy machine the burner gets less than a core; whatever it got must show.
+    assert reading is not None and reading.foreign_cores >= 0.8 * burned, (reading, burned)
+    assert reading.own_cores < 0.15, reading

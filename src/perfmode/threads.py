@@ -101,8 +101,14 @@ class ThreadChooser:
             return self._trial.current
         return self.plan.rollout if phase == "rollout" else self.plan.update
 
-    def on_cycle(self, rollout_s: float, update_s: float, free: int) -> ThreadPlan | None:
-        """One cycle's timings; a new plan when the decision changed, else None."""
+    def on_cycle(self, rollout_s: float, update_s: float, free: int | None) -> ThreadPlan | None:
+        """One cycle's timings; a new plan when the decision changed, else None.
+
+        ``free`` is None until the load sensor has its first reading: no trial starts
+        before it is known how many cores other programs leave free.
+        """
+        if free is None:
+            return None
         self._free = free
         if not self._warm:
             # The first cycle pays for imports and allocations; it measures nothing.
@@ -116,13 +122,22 @@ class ThreadChooser:
             trial.done_cycles += 1
             if free < n:  # another program took the cores this candidate needs
                 return self._finish(trial, free)
-            if trial.done_cycles < TRIAL_CYCLES:
+            # A candidate far behind in both phases after one cycle is not worth a second:
+            # contended threads can be ten times slower.
+            others_r = [t for m, t in trial.rollout.items() if m != n]
+            others_u = [t for m, t in trial.update.items() if m != n]
+            hopeless = (
+                bool(others_r)
+                and trial.rollout[n] > 1.5 * min(others_r)
+                and trial.update[n] > 1.5 * min(others_u)
+            )
+            if not hopeless and trial.done_cycles < TRIAL_CYCLES:
                 return None
             trial.done_cycles = 0
             worse = trial.rollout[n] > 1.2 * min(trial.rollout.values()) and trial.update[
                 n
             ] > 1.2 * min(trial.update.values())
-            if worse or trial.index + 1 >= len(trial.candidates):
+            if hopeless or worse or trial.index + 1 >= len(trial.candidates):
                 return self._finish(trial, free)
             trial.index += 1
             return None
@@ -204,8 +219,9 @@ class ThreadPolicy:
         self._clean = False  # no knob change inside the cycle being timed
 
     @property
-    def free(self) -> int:
-        return self.load.reading.free_cores if self.load.reading else self.load.cores
+    def free(self) -> int | None:
+        """Cores other programs leave free; None before the first load reading."""
+        return self.load.reading.free_cores if self.load.reading else None
 
     def set_fixed(self, threads: int | None) -> None:
         """A mode's count (None: 'auto'); a cycle that saw a change is not timed."""
@@ -219,7 +235,7 @@ class ThreadPolicy:
 
     def fit_load(self) -> bool:
         """True when the threads in use must change now (another program took cores)."""
-        if self.fixed is not None:
+        if self.fixed is not None or self.free is None:
             return False
         return self._report(self.chooser.on_load(self.free))
 
