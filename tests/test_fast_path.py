@@ -133,3 +133,20 @@ def _final_state(checkpoint) -> dict[str, torch.Tensor]:
 
     with zipfile.ZipFile(checkpoint / "model.zip") as z, z.open("policy.pth") as f:
         return torch.load(f, weights_only=True)
+
+
+@pytest.mark.parametrize("shape", [(8, 99), (3, 5), (8,), (1, 4), (16,)])
+def test_fast_running_statistics_equal_sb3s(shape) -> None:
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+    from perfmode.env.vec_env import FastRunningMeanStd
+
+    rng = np.random.default_rng(1)
+    ref, fast = RunningMeanStd(shape=shape[1:]), FastRunningMeanStd(shape=shape[1:])
+    for dtype in (np.float32, np.float64) * 50:
+        batch = (rng.normal(size=shape) * rng.uniform(0, 100) + rng.normal() * 50).astype(dtype)
+        ref.update(batch)
+        fast.update(batch)
+        assert np.array_equal(ref.mean, fast.mean) and np.array_equal(ref.var, fast.var)
+        assert ref.count == fast.count
+        assert type(ref.mean) is type(fast.mean)

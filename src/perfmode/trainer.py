@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor, VecNorma
 from perfmode.checkpoints import Checkpoint, latest_checkpoint, load_rng, restore_rng
 from perfmode.config import Config
 from perfmode.env import Market, TradingEnv, load_market
-from perfmode.env.vec_env import TradingVecEnv
+from perfmode.env.vec_env import TradingVecEnv, TrainingVecNormalize
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import Home
 from perfmode.policy import LeanMlpPolicy
@@ -146,7 +146,7 @@ def build_vec_env(config: Config, market: Market, resume: Checkpoint | None = No
                 log.warning(
                     "⚠️  %s has no VecNormalize statistics; starting them afresh", resume.path.name
                 )
-            venv = VecNormalize(venv, gamma=config.ppo.gamma)
+            venv = TrainingVecNormalize(venv, gamma=config.ppo.gamma)
     return venv
 
 
