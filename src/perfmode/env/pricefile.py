@@ -1,9 +1,8 @@
 """One price file in: closes and timestamps, sorted and unique, and how they were read.
 
-The layout comes from :mod:`csvformats`, the stamps from :mod:`dates`. pandas reads only the
-time, price and symbol columns, a million rows at a time, so memory stays near the size of
-the result rather than of the file. Day/month order is decided after the last row: a file
-whose first day-first stamp sits on line 220 is read day-first from line 1.
+The layout comes from :mod:`csvformats`, the stamps from :mod:`timecolumn`. pandas reads
+only the time, price and symbol columns, a million rows at a time, so memory stays near
+the size of the result rather than of the file.
 
 Every problem is one ``UsageError`` line naming the file and the line or column.
 """
@@ -16,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perfmode.env import dates
-from perfmode.env.csvformats import Layout, key, sniff
-from perfmode.env.dates import DAY_FIRST, MONTH_FIRST, NAT, StampFormat
+from perfmode.env.csvformats import Layout, sniff
 from perfmode.env.summary import DataSummary
 from perfmode.env.timeaxis import gaps, is_daily, periods_per_year, stamp
+from perfmode.env.timecolumn import TimeColumn, TimeReading
 from perfmode.errors import UsageError
 
 CHUNK_ROWS = 1_000_000
@@ -50,27 +48,19 @@ class _Reader:
     ) -> None:
         self.path, self.layout = path, layout
         self.want = symbol.strip() if symbol else None
-        self.configured = date_format
-        self.names = [layout.columns[c] for c in layout.time_cols]
-        first = [v.strip() for v in layout.sample_values(layout.time_cols[0]) if v.strip()]
-        # Unix times: a plain number of 9 digits or more (8 digits are a date, 20240102).
-        self.unix = bool(first) and first[0].replace(".", "", 1).isdigit() and len(first[0]) >= 9
-        self.fmt = None if self.unix else dates.infer_format(first)
-        self.tod: StampFormat | None = None
-        if len(layout.time_cols) == 2:
-            values = layout.sample_values(layout.time_cols[1])
-            self.tod = dates.infer_format(values, time_only=True)
+        self.time = TimeColumn(
+            path,
+            [layout.columns[c] for c in layout.time_cols],
+            [layout.sample_values(c) for c in layout.time_cols],
+            layout.first_line(),
+            date_format,
+        )
         self.used = sorted(
             {*layout.time_cols, layout.close_col}
             | ({layout.symbol_col} if layout.symbol_col is not None else set())
         )
         self.pos = {c: i for i, c in enumerate(self.used)}
-        self.lines: list[np.ndarray] = []
         self.closes: list[np.ndarray] = []
-        self.stamps: dict[str | None, list[np.ndarray]] = {}
-        self.evidence: dict[str, tuple[int, str]] = {}
-        self.example: tuple[int, str] | None = None
-        self.units: set[str] = set()
         self.symbols: set[str] = set()
         self.rows_read = 0
         self.null_rows = 0
@@ -79,10 +69,8 @@ class _Reader:
 
     def read(self) -> PriceFile:
         L = self.layout
-        # Stamps as fixed-width bytes and symbols as categories: no Python object per row.
-        dtype: dict[int, str] = {c: f"S{dates.STAMP_BYTES}" for c in L.time_cols}
-        if self.unix:
-            del dtype[L.time_cols[0]]
+        # Symbols as categories, stamps as bytes: no Python object per row.
+        dtype = self.time.dtypes(L.time_cols)
         if L.symbol_col is not None:
             dtype[L.symbol_col] = "category"
         try:
@@ -157,16 +145,11 @@ class _Reader:
             ok = ~null
             lines, times, values = lines[ok], [t[ok] for t in times], values[ok]
             raw_close = raw_close.iloc[np.flatnonzero(ok)]
-        problems = [self._close_problem(raw_close, values, lines)]
-        stamps, problem = self._stamps(times, lines)
-        problems.append(problem)
+        problems = [self._close_problem(raw_close, values, lines), self.time.take(times, lines)]
         found = [p for p in problems if p is not None]
         if found:
             raise UsageError(f"{self.path}: {min(found)[1]}")
-        self.lines.append(lines)
         self.closes.append(values)
-        for order, ns in stamps.items():
-            self.stamps.setdefault(order, []).append(ns)
 
     def _pick_symbol(self, sym: pd.Series, keep: np.ndarray) -> np.ndarray:
         names = [str(c).strip() for c in sym.cat.categories]
@@ -210,101 +193,18 @@ class _Reader:
             why = f"is {_cell(original)}; prices must be positive"
         return int(lines[i]), f"line {lines[i]}: {name} {why}"
 
-    def _stamps(
-        self, times: list[np.ndarray], lines: np.ndarray
-    ) -> tuple[dict[str | None, np.ndarray], tuple[int, str] | None]:
-        """This chunk's stamps (both readings where the order is open) and its first bad row."""
-        raw = times[0]
-        if self.unix:
-            numbers = raw
-            if raw.dtype.kind not in "iuf":  # a cell that is not a number made it text
-                numbers = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(np.float64)
-            ns, valid, units = dates.unix_times(numbers)
-            self.units |= units
-            readings: dict[str | None, np.ndarray] = {None: ns}
-            bad = ~valid
-        elif self.fmt is None:
-            readings = {None: np.full(len(raw), NAT, dtype=np.int64)}
-            bad = np.ones(len(raw), dtype=bool)
-        else:
-            parsed = dates.parse(raw, self.fmt)
-            readings = parsed.by_order
-            bad = parsed.unreadable.copy()
-        if self.fmt is not None and self.fmt.ambiguous:
-            readings, bad = self._order_evidence(readings, bad, raw, lines)
-        else:
-            bad |= readings[None] == NAT
-        problems = []
-        if bad.any():
-            problems.append(self._time_problem(raw, lines, int(np.flatnonzero(bad)[0]), 0))
-        if self.tod is not None or len(times) == 2:
-            tod = (
-                dates.parse(times[1], self.tod).by_order[None]
-                if self.tod is not None
-                else np.full(len(raw), NAT, dtype=np.int64)
-            )
-            wrong = np.flatnonzero(tod == NAT)
-            if len(wrong):
-                problems.append(self._time_problem(times[1], lines, int(wrong[0]), 1))
-            readings = {
-                k: np.where((v != NAT) & (tod != NAT), v + tod, NAT) for k, v in readings.items()
-            }
-        return readings, min(problems) if problems else None
-
-    def _order_evidence(
-        self,
-        readings: dict[str | None, np.ndarray],
-        bad: np.ndarray,
-        raw: np.ndarray,
-        lines: np.ndarray,
-    ) -> tuple[dict[str | None, np.ndarray], np.ndarray]:
-        day, month = readings[DAY_FIRST] != NAT, readings[MONTH_FIRST] != NAT
-        if self.example is None and len(raw):
-            self.example = (int(lines[0]), dates.text_at(raw, 0).strip())
-        for order, only in ((DAY_FIRST, day & ~month), (MONTH_FIRST, month & ~day)):
-            if order not in self.evidence and only.any():
-                i = int(np.flatnonzero(only)[0])
-                self.evidence[order] = (int(lines[i]), dates.text_at(raw, i).strip())
-        if self.configured in (DAY_FIRST, MONTH_FIRST):
-            return {self.configured: readings[self.configured]}, bad | (
-                readings[self.configured] == NAT
-            )
-        return readings, bad | (~day & ~month)
-
-    def _time_problem(
-        self, raw: np.ndarray, lines: np.ndarray, i: int, which: int
-    ) -> tuple[int, str]:
-        name = self.names[which]
-        if raw.dtype.kind in "iuf":
-            value: object = raw[i]
-            empty = bool(np.isnan(value)) if raw.dtype.kind == "f" else False
-        else:
-            value = dates.text_at(raw, i)
-            empty = not str(value).strip()
-        if empty:
-            shown = "empty"
-        else:
-            what = "time" if which else "date/time"
-            if which == 0 and self.configured and self.fmt is not None and self.fmt.ambiguous:
-                what = f"{self.configured} date/time (date_format says {self.configured})"
-            shown = f"{_cell(value)} is not a {what}"
-        return int(lines[i]), f"line {lines[i]}: column {name}: {shown}"
-
     # --- the whole file --------------------------------------------------------
 
     def _finish(self) -> PriceFile:
         self._check_symbols()
-        if not self.lines or not sum(len(x) for x in self.lines):
+        if not sum(len(x) for x in self.closes):
             raise UsageError(f"{self.path}: no rows of prices (only a header?)")
         close = np.concatenate(self.closes)
-        order, reason = self._decide_order()
-        ns = np.concatenate(self.stamps[order])
-        self.lines.clear()
         self.closes.clear()
-        self.stamps.clear()
+        ns, reading = self.time.finish()
         ns, close, newest_first, duplicates = _sorted_unique(ns, close)
         time = ns.view("datetime64[ns]")
-        return PriceFile(close, time, self._summary(time, order, reason, newest_first, duplicates))
+        return PriceFile(close, time, self._summary(time, reading, newest_first, duplicates))
 
     def _check_symbols(self) -> None:
         listed = sorted(self.symbols)
@@ -322,34 +222,10 @@ class _Reader:
                 "pick one of those with --symbol NAME or env.symbol"
             )
 
-    def _decide_order(self) -> tuple[str | None, str | None]:
-        if self.fmt is None or not self.fmt.ambiguous:
-            return None, None
-        if self.configured is not None:
-            return self.configured, "date_format"
-        day, month = self.evidence.get(DAY_FIRST), self.evidence.get(MONTH_FIRST)
-        name = self.names[0]
-        if day and month:
-            raise UsageError(
-                f"{self.path}: column {name}: line {day[0]} reads only day-first ({day[1]!r}) "
-                f"but line {month[0]} only month-first ({month[1]!r}); fix the rows that "
-                "do not match the rest"
-            )
-        if day or month:
-            order, (line, text) = (DAY_FIRST, day) if day else (MONTH_FIRST, month)  # type: ignore[misc]
-            return order, f"line {line}: {text!r}"
-        line, text = self.example or (self.layout.first_line(), "")
-        raise UsageError(
-            f"{self.path}: column {name}: every date reads both day-first and month-first "
-            f"(line {line}: {text!r}); say which with --date-format day-first or month-first "
-            "(env.date_format in a config)"
-        )
-
     def _summary(
         self,
         time: np.ndarray,
-        order: str | None,
-        reason: str | None,
+        reading: TimeReading,
         newest_first: bool,
         duplicates: int,
     ) -> DataSummary:
@@ -377,11 +253,11 @@ class _Reader:
             last=stamp(time[-1], daily),
             bars_per_year=periods_per_year(time),
             price_column=L.columns[L.close_col],
-            time_columns=tuple(self.names),
-            time_format=self._time_format(order),
-            date_order=self._date_order(order),
-            date_order_reason=reason,
-            time_zone=self._time_zone(),
+            time_columns=tuple(self.time.names),
+            time_format=reading.time_format,
+            date_order=reading.date_order,
+            date_order_reason=reading.date_order_reason,
+            time_zone=reading.time_zone,
             encoding=L.encoding,
             separator=L.separator,
             decimal=L.decimal,
@@ -396,38 +272,6 @@ class _Reader:
             largest_gap=largest,
             notes=tuple(notes),
         )
-
-    def _time_format(self, order: str | None) -> str | None:
-        if self.unix:
-            units = {"s": "s", "ms": "ms", "us": "µs", "ns": "ns"}
-            seen = [units[u] for u in ("s", "ms", "us", "ns") if u in self.units]
-            return f"Unix time ({', '.join(seen)})"
-        if self.fmt is None:
-            return None
-        shown = self.fmt.shown(order)
-        return f"{shown} + {self.tod.shown()}" if self.tod is not None else shown
-
-    def _date_order(self, order: str | None) -> str | None:
-        if self.fmt is None:
-            return None
-        if self.fmt.ambiguous:
-            return order
-        return "month name" if "mon" in self.fmt.spans else "year-first"
-
-    def _time_zone(self) -> str:
-        zoned = [f for f in (self.fmt, self.tod) if f is not None and f.has_zone]
-        if self.unix:
-            return "UTC (Unix time)"
-        if any("zs" in f.spans for f in zoned):
-            return "UTC (converted from the offsets in the file)"
-        if zoned:
-            return "UTC (the stamps say so)"
-        names = " ".join(key(n) for n in self.names)
-        if "gmt" in names or "utc" in names:
-            return f"UTC (column {self.names[0]!r})"
-        if "local" in names:
-            return "the exporter's local time (no offset given; taken as written)"
-        return "not given; taken as written"
 
 
 def _sorted_unique(ns: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, int]:
