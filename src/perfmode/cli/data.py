@@ -30,7 +30,7 @@ DateFormatOpt = Annotated[
     Literal["day-first", "month-first"] | None,
     typer.Option(
         "--date-format",
-        help="day-first or month-first, for a file whose every date reads both ways "
+        help="The day/month order of a file whose every date reads both ways "
         "(overrides env.date_format).",
         show_default=False,
     ),
