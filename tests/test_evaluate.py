@@ -208,10 +208,11 @@ def test_cli_baseline_json_and_table(cli, tmp_path: Path) -> None:
     path, _ = prices_csv(tmp_path)
     res = cli("evaluate", "--baseline", "flat", "--data", str(path), "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["policy"]["total_return"] == 0.0
+    assert json.loads(res.stdout)["policy"]["total_return"] == 0.0
     res = cli("evaluate", "--baseline", "buy-and-hold", "--data", str(path))
     assert res.exit_code == 0, res.output
-    lines = res.output.splitlines()
+    assert res.stderr.count("📈 Data ") == 1  # how the data was read, logged once
+    lines = res.stdout.splitlines()
     assert lines[0].split() == ["buy-and-hold", "buy-and-hold"]
     assert [ln.split()[0] for ln in lines[1:6]] == ["total", "sharpe", "max", "trades", "exposure"]
     assert len({len(ln) for ln in lines[:6]}) == 1  # aligned columns
@@ -226,7 +227,7 @@ def test_cli_checkpoint_with_config_and_plot(cli, trained: dict[str, Path], tmp_
         "evaluate", "--checkpoint", str(trained["zip"]), "--config", str(config), "--plot", str(png)
     )
     assert res.exit_code == 0, res.output
-    assert res.output.splitlines()[0].split() == ["policy", "buy-and-hold"]
+    assert res.stdout.splitlines()[0].split() == ["policy", "buy-and-hold"]
     assert f"Plot: {png}" in res.output and png.read_bytes().startswith(PNG_MAGIC)
 
 

@@ -84,14 +84,21 @@ def run_policy(env: TradingEnv, act: Callable[[np.ndarray], int]) -> Trace:
 
 
 def evaluate_baseline(
-    name: str, cfg: EnvConfig | None = None, data: str | None = None, *, plot: Path | None = None
+    name: str,
+    cfg: EnvConfig | None = None,
+    data: str | None = None,
+    *,
+    plot: Path | None = None,
+    symbol: str | None = None,
+    date_format: str | None = None,
 ) -> dict[str, Any]:
-    """``name`` is "buy-and-hold" or "flat" (always out of the market: return exactly 0)."""
+    """``name`` is "buy-and-hold" or "flat" (always out of the market: return exactly 0).
+    ``symbol`` and ``date_format`` override the config's (how to read ``data``)."""
     if name not in BASELINES:
         raise UsageError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     _check_plot_path(plot)
-    cfg = cfg or EnvConfig()
-    market = load_market(cfg, data)
+    cfg = _reading(cfg or EnvConfig(), symbol, date_format)
+    market = _load(cfg, data)
     if name == "flat":
         env = _test_env(market, cfg)
         trace = run_policy(env, lambda _obs: env.flat_action)
@@ -101,7 +108,13 @@ def evaluate_baseline(
 
 
 def evaluate_checkpoint(
-    path: Path, cfg: EnvConfig | None = None, data: str | None = None, *, plot: Path | None = None
+    path: Path,
+    cfg: EnvConfig | None = None,
+    data: str | None = None,
+    *,
+    plot: Path | None = None,
+    symbol: str | None = None,
+    date_format: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a PPO ``.zip``, or a trainer checkpoint folder (model.zip, optionally
     vecnormalize.pkl and meta.json, whose env config wins over ``cfg``)."""
@@ -111,8 +124,8 @@ def evaluate_checkpoint(
         if cfg is not None and cfg != meta_cfg:
             log.warning("using the env config saved with the checkpoint; --config is ignored")
         cfg = meta_cfg
-    cfg = cfg or EnvConfig()
-    market = load_market(cfg, data)
+    cfg = _reading(cfg or EnvConfig(), symbol, date_format)
+    market = _load(cfg, data)  # before _load_policy imports torch: a bad file fails at once
     env = _test_env(market, cfg)
     act = _load_policy(model_path, vecnorm_path, env)
     trace = run_policy(env, act)
@@ -124,6 +137,17 @@ def resolve_checkpoint(home: Home, value: str) -> Path:
     """``--checkpoint`` as a path; "latest" is the newest valid checkpoint under the home."""
     # The checkpoint module owns the folder layout and what makes a checkpoint valid.
     return checkpoints.resolve_checkpoint(home, value)
+
+
+def _reading(cfg: EnvConfig, symbol: str | None, date_format: str | None) -> EnvConfig:
+    changes = {k: v for k, v in (("symbol", symbol), ("date_format", date_format)) if v}
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _load(cfg: EnvConfig, data: str | None) -> Market:
+    market = load_market(cfg, data)
+    log.info("📈 %s", market.summary.one_line())
+    return market
 
 
 def _test_env(market: Market, cfg: EnvConfig) -> TradingEnv:

@@ -39,14 +39,21 @@ def train(
     run: str = "default",
     *,
     data: str | None = None,
+    market: Market | None = None,
     fresh: bool = False,
     progress_bar: bool = False,
 ) -> TrainResult:
-    """Train until ``config.training.total_timesteps`` (resuming if the run has checkpoints)."""
+    """Train until ``config.training.total_timesteps`` (resuming if the run has checkpoints).
+
+    ``market`` is the data already loaded from ``config.env`` and ``data`` (the CLI reads it
+    before importing torch); None loads it here.
+    """
     t = config.training
+    if market is None:
+        market = load_market(config.env, data)  # bad data fails here, before anything is written
     device = pick_device(t.device)
-    market = load_market(config.env, data)  # bad data fails here, before anything is written
     home.run_dir(run).mkdir(parents=True, exist_ok=True)
+    log.info("📈 %s", market.summary.one_line())
     _warn_if_modes_change_learning(config)
     _lower_priority(t.nice)
     with _run_lock(home, run):

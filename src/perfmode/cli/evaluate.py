@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
+from perfmode.cli.data import DateFormatOpt, SymbolOpt
 from perfmode.errors import UsageError
 
 
@@ -39,10 +40,12 @@ def evaluate(
         str | None,
         typer.Option(
             "--data",
-            help="CSV file or 'synthetic' (default: the config's env.data).",
+            help="A price file or 'synthetic' (default: the config's env.data).",
             show_default=False,
         ),
     ] = None,
+    symbol: SymbolOpt = None,
+    date_format: DateFormatOpt = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -72,12 +75,13 @@ def evaluate(
     from perfmode.evaluate import evaluate_baseline, evaluate_checkpoint, resolve_checkpoint
 
     cfg = load_env_config(config) if config is not None else None
+    read = {"symbol": symbol, "date_format": date_format}
     if baseline is not None:
-        result = evaluate_baseline(baseline.value, cfg, data, plot=plot)
+        result = evaluate_baseline(baseline.value, cfg, data, plot=plot, **read)
     else:
         assert checkpoint is not None
         path = resolve_checkpoint(home_of(home), checkpoint)
-        result = evaluate_checkpoint(path, cfg, data, plot=plot)
+        result = evaluate_checkpoint(path, cfg, data, plot=plot, **read)
     if json_out:
         print_json(result)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 
 from perfmode.cli.app import HomeOpt, app, home_of, setup_logging
+from perfmode.cli.data import DateFormatOpt, SymbolOpt, with_data_options
 
 ConfigOpt = Annotated[
     Path | None,
@@ -22,7 +24,9 @@ ConfigOpt = Annotated[
 DataOpt = Annotated[
     str | None,
     typer.Option(
-        "--data", help="An OHLCV CSV file or 'synthetic' (overrides env.data).", show_default=False
+        "--data",
+        help="A price file (check it with 'perfmode data check') or 'synthetic' (overrides env.data).",
+        show_default=False,
     ),
 ]
 RunOpt = Annotated[
@@ -43,6 +47,8 @@ def train(
         ),
     ] = None,
     data: DataOpt = None,
+    symbol: SymbolOpt = None,
+    date_format: DateFormatOpt = None,
     run: RunOpt = "default",
     seed: Annotated[
         int | None,
@@ -68,11 +74,18 @@ def train(
     Ctrl-C or SIGTERM saves and exits 0; a second Ctrl-C quits at once.
     """
     from perfmode.config import load_config
-    from perfmode.trainer import train as run_training
+    from perfmode.env import load_market
 
     h = home_of(home)
     setup_logging(log_file=h.log_file(run))
     cfg = load_config(config).with_overrides(total_timesteps=timesteps, seed=seed, device=device)
-    result = run_training(cfg, h, run, data=data, fresh=fresh, progress_bar=sys.stderr.isatty())
+    cfg = dataclasses.replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
+    # The data first, then torch (seconds to import): a bad file fails at once.
+    market = load_market(cfg.env, data)
+    from perfmode.trainer import train as run_training
+
+    result = run_training(
+        cfg, h, run, data=data, market=market, fresh=fresh, progress_bar=sys.stderr.isatty()
+    )
     if result.checkpoint is not None:
         typer.echo(f"checkpoint: {result.checkpoint}")

@@ -15,6 +15,7 @@ from perfmode.configutil import check, from_mapping
 from perfmode.errors import UsageError
 
 SYNTHETIC = "synthetic"
+DATE_ORDERS = ("day-first", "month-first")
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,19 @@ class EnvConfig:
     """One asset, one position, costs and a drawdown limit; the defaults need no files."""
 
     data: str = SYNTHETIC
-    """An OHLCV CSV file, or "synthetic" for the seeded built-in price series."""
+    """A price file (CSV or similar text export: Yahoo, Stooq, MetaTrader, forex sites,
+    exchange klines, European spreadsheets, investing.com; see docs/environment.md), or
+    "synthetic" for the seeded built-in price series."""
+
+    symbol: str | None = None
+    """The instrument to use from a file that holds several (a Symbol or Ticker column),
+    matched ignoring case; null for a file of one instrument (a file of several is refused,
+    listing them). ``--symbol`` overrides it."""
+
+    date_format: str | None = None
+    """"day-first" or "month-first": the order of a file whose every date reads both ways
+    (02/01/2017). null decides it from the file's values, and refuses a file where nothing
+    decides it. ``--date-format`` overrides it."""
 
     window: int = 32
     """Rows of past features in each observation (2 to 512). A checkpoint only resumes with
@@ -60,6 +73,18 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         check(bool(self.data.strip()), "env.data", self.data, 'a CSV path or "synthetic"')
+        check(
+            self.symbol is None or (isinstance(self.symbol, str) and bool(self.symbol.strip())),
+            "env.symbol",
+            self.symbol,
+            "a symbol name, or null",
+        )
+        check(
+            self.date_format in (None, *DATE_ORDERS),
+            "env.date_format",
+            self.date_format,
+            '"day-first", "month-first" or null',
+        )
         check(2 <= self.window <= 512, "env.window", self.window, "an integer from 2 to 512")
         object.__setattr__(self, "split", _normal_split(self.split))
         check(
