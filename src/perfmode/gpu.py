@@ -17,13 +17,11 @@ for its lines and must start fast.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-
-log = logging.getLogger("perfmode.train")
 
 SAMPLE_INTERVAL_S = 2.0
 """How often the trainer reads the GPU (NVML's own sample period is 1/6 s to 1 s)."""
@@ -130,10 +128,8 @@ class GpuHealth:
 
     @staticmethod
     def _shutdown(nvml: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def guard_hot(hot: bool, temp_c: float | None, max_c: float | None, cooldown_c: float) -> bool:

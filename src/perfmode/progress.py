@@ -127,7 +127,10 @@ def metrics_columns(path: Path, fields: list[str]) -> list[str]:
         os.replace(path, aside)
         log.warning("⚠️  %s had no metrics header; moved it to %s", path, aside.name)
         rows, header = [], []
-    columns = header + [c for c in fields if c not in header]
+    missing = [c for c in fields if c not in header]
+    if rows and not missing:
+        return header
+    columns = header + missing
     out = io.StringIO(newline="")
     writer = csv.writer(out)
     writer.writerow(columns)
