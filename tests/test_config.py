@@ -71,3 +71,20 @@ def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_temperature_guard_defaults_and_bad_values(tmp_path: Path) -> None:
+    modes = Config().modes
+    assert (modes.performance.gpu_max_temp_c, modes.performance.gpu_cooldown_c) == (83, 8)
+    assert modes.quiet.gpu_max_temp_c is None  # off: it would fall back to quiet itself
+    path = tmp_path / "c.yaml"
+    for text, message in (
+        ("modes:\n  performance:\n    gpu_max_temp_c: 500\n", "gpu_max_temp_c is 500.0"),
+        ("modes:\n  performance:\n    gpu_max_temp_c: hot\n", "gpu_max_temp_c is 'hot'"),
+        ("modes:\n  quiet:\n    gpu_cooldown_c: 0\n", "modes.quiet.gpu_cooldown_c is 0.0"),
+    ):
+        path.write_text(text)
+        with pytest.raises(UsageError, match=message):
+            load_config(path)
+    path.write_text("modes:\n  performance:\n    gpu_max_temp_c: null\n")
+    assert load_config(path).modes.performance.gpu_max_temp_c is None

@@ -86,7 +86,8 @@ class TrainingConfig:
     seed: int = 0
     """Seed of every random number generator; resume restores their states instead."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """'auto' takes CUDA when available."""
+    """'auto' takes the CPU: PPO with an MLP policy trains faster there than on a GPU (SB3's
+    guidance); 'cuda' uses the GPU anyway (an error when torch sees none)."""
     poll_interval: float = 0.2
     """Seconds between looks at settings.json (one stat each)."""
     nice: int = 5
@@ -126,6 +127,11 @@ class ModeProfile:
     """Fraction of wall time the trainer computes (a duty cycle of ~100 ms slots), at once."""
     cuda_memory_fraction: float | None = None
     """Cap on this process's share of GPU memory (CUDA only); null = no cap."""
+    gpu_max_temp_c: float | None = 83.0
+    """Temperature guard (CUDA only): above this many °C the trainer runs quiet's knobs until
+    the GPU has cooled by gpu_cooldown_c; null = off (quiet's default: it is quiet already)."""
+    gpu_cooldown_c: float = 8.0
+    """How many °C below gpu_max_temp_c the GPU must cool before this mode's knobs return."""
 
     def validate(self, where: str) -> None:
         check(
@@ -154,6 +160,19 @@ class ModeProfile:
             frac,
             "null or from 0.05 to 1",
         )
+        hot = self.gpu_max_temp_c
+        check(
+            hot is None or 1 <= hot <= 120,
+            f"{where}.gpu_max_temp_c",
+            hot,
+            "null (no guard) or from 1 to 120 °C",
+        )
+        check(
+            1 <= self.gpu_cooldown_c <= 50,
+            f"{where}.gpu_cooldown_c",
+            self.gpu_cooldown_c,
+            "from 1 to 50 °C",
+        )
 
     def threads(self) -> int | None:
         """The fixed thread count, or None for 'auto' (the governor measures)."""
@@ -174,12 +193,16 @@ class ModesConfig:
     """A profile per mode."""
 
     quiet: ModeProfile = field(
-        default_factory=lambda: ModeProfile(1.0, 1.0, 1, 0.5, cuda_memory_fraction=0.5)
+        default_factory=lambda: ModeProfile(
+            1.0, 1.0, 1, 0.5, cuda_memory_fraction=0.5, gpu_max_temp_c=None
+        )
     )
-    """Out of the way: one thread, half the time, half the GPU memory."""
+    """Out of the way: one thread, half the time, half the GPU memory; no temperature guard
+    (the guard falls back to quiet, which this is)."""
     performance: ModeProfile = field(default_factory=lambda: ModeProfile(1.0, 1.0, "auto", 1.0))
-    """Flat out: all the time, the measured best thread count. Batch and epochs stay as in
-    quiet, so a run learns the same whatever mode it is in (on a CPU they buy no speed)."""
+    """Flat out: all the time, the measured best thread count, quiet's knobs while the GPU is
+    above 83 °C. Batch and epochs stay as in quiet, so a run learns the same whatever mode
+    it is in (on a CPU they buy no speed)."""
 
     def __post_init__(self) -> None:
         self.quiet.validate("modes.quiet")

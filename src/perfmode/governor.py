@@ -4,13 +4,17 @@ It is ticked from both phases of PPO (every env step of a rollout and every opti
 step of an update), polls settings.json at most every ``poll_interval`` seconds (one stat)
 and applies a new mode in two parts:
 
-- at once: torch threads, the CPU duty cycle, the CUDA memory cap;
+- at once: torch threads, the duty cycle (of the CPU, or on CUDA of the GPU), the CUDA
+  memory cap;
 - right before the next update: batch size and epochs (SB3's ``PPO.train`` reads
   ``n_epochs`` once per update and ``batch_size`` once per epoch).
 
 A profile with ``torch_threads: auto`` leaves the thread count to measurement
 (:mod:`perfmode.threads`), per phase, within the cores the load sensor
 (:mod:`perfmode.load`) sees free.
+
+On CUDA a temperature guard (:mod:`perfmode.gpu`) runs quiet's knobs while the GPU is above
+the requested mode's ``gpu_max_temp_c``, until it has cooled by ``gpu_cooldown_c``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from perfmode.config import Config
+from perfmode.gpu import blocking_sync, monitor_for
 from perfmode.load import LoadSensor
 from perfmode.settings import Mode, Settings, SettingsStore, SettingsWatcher, format_time, utc_now
 from perfmode.threads import ThreadPolicy
@@ -76,35 +81,57 @@ def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs
 
 
 class DutyCycle:
-    """Caps the trainer at ``share`` of one core's time, in slots of about ``slot`` seconds.
+    """Caps the trainer at ``share`` of the time, in slots of about ``slot`` seconds.
 
-    Ticked often (every env step and optimizer step). Busy time is the process's CPU time,
-    not wall time: time spent waiting for a CPU that other programs hold is not work, and
-    counting it would make quiet back off twice (once through the scheduler, once here).
-    Once a slot's CPU time reaches share × slot, sleep until cpu / wall == share.
+    Ticked often (every env step and optimizer step). Once a slot's busy time reaches
+    share × slot, sleep until busy / wall == share.
+
+    On a CPU (the defaults) busy time is the process's CPU time, not wall time: time spent
+    waiting for a CPU that other programs hold is not work, and counting it would make quiet
+    back off twice (once through the scheduler, once here).
+
+    On CUDA (``clock`` is wall time, ``settle`` waits for the GPU, see :mod:`perfmode.gpu`)
+    the GPU runs the kernels after the CPU queued them and that is no CPU time at all, so at
+    the end of a slot ``settle`` first waits, asleep, for the slot's GPU work, and the slot's
+    busy time is then its wall time: the GPU is held to the share, not only the CPU.
     """
 
-    def __init__(self, share: float = 1.0, slot: float = 0.1) -> None:
+    def __init__(
+        self,
+        share: float = 1.0,
+        slot: float = 0.1,
+        *,
+        clock: Callable[[], float] = time.process_time,
+        settle: Callable[[], None] | None = None,
+        wall: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.share = share
         self.slot = slot
+        self._clock, self._settle, self._wall, self._sleep = clock, settle, wall, sleep
         self._start()
 
     def _start(self) -> None:
-        self._wall0 = time.perf_counter()
-        self._cpu0 = time.process_time()
+        self._wall0 = self._wall()
+        self._busy0 = self._clock()
 
     def set_share(self, share: float) -> None:
         self.share = share
         self._start()
 
     def tick(self, now: float) -> None:
+        """``now``: the ``wall`` clock's time."""
         if self.share >= 1.0:
             return
-        busy = time.process_time() - self._cpu0
+        busy = self._clock() - self._busy0
         if busy >= self.share * self.slot:
+            if self._settle is not None:
+                self._settle()
+                now = self._wall()
+                busy = self._clock() - self._busy0
             pause = busy / self.share - (now - self._wall0)
             if pause > 0:
-                time.sleep(pause)
+                self._sleep(pause)
             self._start()
 
 
@@ -123,10 +150,17 @@ class Governor:
         self.poll_interval = config.training.poll_interval
         self.batch_cap: int | None = None
         self.watcher = SettingsWatcher(store, log)
-        self.duty = DutyCycle()
+        self.duty = (
+            DutyCycle(clock=time.perf_counter, settle=blocking_sync())
+            if device == "cuda"
+            else DutyCycle()
+        )
         self.load = LoadSensor()
         self.threads = ThreadPolicy(self.load)
-        self.knobs = knobs_for(self.watcher.current.mode, config)
+        self.gpu = monitor_for(device)
+        why = self._poll_gpu()
+        self.knobs = knobs_for(self._wanted(), config)
+        self.reason = self.gpu.reason
         self.applied_at = utc_now()
         self.switches = 0
         self.phase = "rollout"  # or "update"; set by the trainer's callback
@@ -135,7 +169,7 @@ class Governor:
         self._next_poll = 0.0
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
-        log.info("⚙️ Performance mode: %s (%s)", self.knobs.mode.value, self.knobs.describe())
+        self._log_mode(why)
 
     @property
     def settings(self) -> Settings:
@@ -146,9 +180,11 @@ class Governor:
         now = time.perf_counter()
         if now >= self._next_poll:
             self._next_poll = now + self.poll_interval
-            changed = self.watcher.poll()
-            if changed is not None and changed.mode is not self.knobs.mode:
-                self.switch(changed.mode)
+            self.watcher.poll()
+            why = self._poll_gpu()
+            mode = self._wanted()
+            if mode is not self.knobs.mode or self.gpu.reason != self.reason:
+                self.switch(mode, why)
             if self.load.poll() is not None and self.threads.fit_load():
                 self._apply_threads()
             if self.on_poll is not None:
@@ -165,14 +201,29 @@ class Governor:
         self._apply_threads()
         self.threads.start_phase(phase)
 
-    def switch(self, mode: Mode) -> None:
+    def switch(self, mode: Mode, why: str | None = None) -> None:
+        """Apply ``mode``'s knobs now (batch and epochs at the next update); ``why`` is logged."""
         self.knobs = knobs_for(mode, self.config, self.batch_cap)
+        self.reason = self.gpu.reason
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
         self.applied_at = utc_now()
         self.applied_during = self.phase
         self.switches += 1
-        log.info("⚙️ Performance mode: %s (%s)", mode.value, self.knobs.describe())
+        self._log_mode(why)
+
+    def _wanted(self) -> Mode:
+        """The requested mode, or quiet while the temperature guard holds."""
+        return Mode.QUIET if self.gpu.hot else self.settings.mode
+
+    def _poll_gpu(self) -> str | None:
+        profile = self.config.modes.profile(self.settings.mode)
+        return self.gpu.poll(profile.gpu_max_temp_c, profile.gpu_cooldown_c)
+
+    def _log_mode(self, why: str | None) -> None:
+        k = self.knobs
+        suffix = f" — {why}" if why else ""
+        log.info("⚙️ Performance mode: %s (%s)%s", k.mode.value, k.describe(), suffix)
 
     def apply_update_knobs(self, model: Any) -> None:
         """Right before an update: the batch size and epochs of the current mode."""
@@ -198,6 +249,7 @@ class Governor:
             "foreign_cpu": self.load.reading.foreign_cores if self.load.reading else None,
             "cpu_share": k.cpu_share,
             "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
+            "gpu": self.gpu.status(),
             "batch_cap": self.batch_cap,
             "settings_problem": self.settings.problem,
         }

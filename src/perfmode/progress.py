@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 import time
 from pathlib import Path
@@ -10,8 +12,12 @@ from typing import Any
 
 import psutil
 
+from perfmode.fsutil import atomic_write_bytes
+from perfmode.gpu import METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.runstatus import write_status
 from perfmode.settings import format_time, utc_now
+
+log = logging.getLogger("perfmode.train")
 
 # status.json is rewritten when something changed, at most this often...
 MIN_WRITE_INTERVAL_S = 1.0
@@ -27,6 +33,7 @@ METRICS_FIELDS = [
     "fps",
     "cpu_cores",
     "ep_rew_mean",
+    *GPU_COLUMNS,
 ]
 
 
@@ -82,15 +89,52 @@ class CpuMeter:
 
 
 class MetricsCsv:
-    """One row per PPO update; appends across resumes (a header only for a new file)."""
+    """One row per PPO update; appends across resumes (a header only for a new file).
+
+    A file written by another perfmode version keeps its rows and its columns: see
+    :func:`metrics_columns`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.stat().st_size == 0:
-            with open(path, "w", newline="") as f:
-                csv.writer(f).writerow(METRICS_FIELDS)
+        self.fields = metrics_columns(path, METRICS_FIELDS)
 
     def append(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, METRICS_FIELDS).writerow({k: row.get(k, "") for k in METRICS_FIELDS})
+            csv.DictWriter(f, self.fields).writerow({k: row.get(k, "") for k in self.fields})
+
+
+def metrics_columns(path: Path, fields: list[str]) -> list[str]:
+    """The columns to append to ``path`` with, after making its header hold all ``fields``.
+
+    A new or empty file gets ``fields`` as its header. A file from an older perfmode (fewer
+    columns) is rewritten once, atomically, with the missing columns added at the end and
+    left empty in its old rows, so a run's rows stay in one file whatever version wrote them;
+    columns it has that ``fields`` lacks (a newer version's) are kept. A file whose first
+    line is no metrics header at all is moved aside to ``metrics-<time>.csv``, with a warning.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        rows = []
+    header = rows[0] if rows else []
+    if header == fields:
+        return fields
+    if rows and "timesteps" not in header:
+        aside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+        os.replace(path, aside)
+        log.warning("⚠️  %s had no metrics header; moved it to %s", path, aside.name)
+        rows, header = [], []
+    missing = [c for c in fields if c not in header]
+    if rows and not missing:
+        return header
+    columns = header + missing
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    pad = [""] * (len(columns) - len(header))
+    writer.writerows(row + pad if len(row) == len(header) else row for row in rows[1:])
+    atomic_write_bytes(path, out.getvalue().encode())
+    return columns

@@ -155,6 +155,7 @@ class TrainingSession:
                     "fps": fps,
                     "cpu_cores": round(self.cpu.read(), 3),
                     "ep_rew_mean": _ep_rew_mean(self.model),
+                    **self.governor.gpu.reading.metrics_row(),
                 }
             )
         self._update_clock = (now, steps)

@@ -9,6 +9,7 @@ import typer
 
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
+from perfmode.gpu import status_lines as gpu_status_lines
 from perfmode.report import build_status
 from perfmode.settings import Mode, SettingsStore, human_span, parse_time, utc_now
 
@@ -65,6 +66,7 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
             )
         if t.get("settings_problem"):
             lines.append(("Trainer saw", str(t["settings_problem"])))
+        lines += gpu_status_lines(t)
     lines += schedule_status_lines(r.get("schedule"))
     return lines
 
