@@ -13,6 +13,7 @@ from perfmode.checkpoints import latest_checkpoint, list_checkpoints
 from perfmode.config import load_config
 from perfmode.env import load_market
 from perfmode.errors import PerfmodeError, UsageError
+from perfmode.fastppo import LeanPPO
 from perfmode.home import Home
 from perfmode.settings import SettingsStore
 from perfmode.trainer import build_vec_env, load_model, train
@@ -124,7 +125,7 @@ def test_resume_with_another_n_envs_works_and_another_window_is_refused(
 
 
 def _oom_above(limit: int):
-    original = PPO.train
+    original = LeanPPO.train
 
     def train_or_oom(self):
         if self.batch_size > limit:
@@ -142,7 +143,7 @@ def test_oom_halves_the_batch_and_training_goes_on(home: Home, tmp_path, monkeyp
         modes={"performance": {"batch_size_multiplier": 2.0}},
     )
     SettingsStore(home.settings).set_mode("performance", changed_by="cli")  # batch 32
-    monkeypatch.setattr(PPO, "train", _oom_above(16))
+    monkeypatch.setattr(LeanPPO, "train", _oom_above(16))
     result = train(config, home)
     assert result.timesteps == 512
     status = read_status(home)
@@ -155,7 +156,7 @@ def test_oom_at_the_base_batch_saves_and_says_what_to_change(
     home: Home, tmp_path, monkeypatch
 ) -> None:
     config = tiny(tmp_path, training={"total_timesteps": 512})
-    monkeypatch.setattr(PPO, "train", _oom_above(1))
+    monkeypatch.setattr(LeanPPO, "train", _oom_above(1))
     with pytest.raises(PerfmodeError, match=r"Lower ppo\.batch_size"):
         train(config, home)
     assert list_checkpoints(home.checkpoints_dir())

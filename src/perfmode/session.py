@@ -36,6 +36,7 @@ from perfmode.checkpoints import (
 from perfmode.config import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
+from perfmode.fastppo import LeanPPO
 from perfmode.governor import Governor, fit_batch
 from perfmode.home import Home
 from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
@@ -260,7 +261,7 @@ class TrainingSession:
         )
 
 
-class GovernedPPO(PPO):
+class GovernedPPO(LeanPPO):
     """PPO whose update survives a CUDA OOM: ``oom_handler`` shrinks the batch, then retry.
 
     SB3 has no OOM handling; ``torch.OutOfMemoryError`` is raised mid-update. The saved
