@@ -594,5 +594,5 @@ def test_config_from_yaml_mapping(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not valid YAML at line"):
         load_env_config(path)
     path.write_text("env:\n  window: 1\n")
-    with pytest.raises(UsageError, match=r"c\.yaml: config: env\.window is 1"):
+    with pytest.raises(UsageError, match=r"c\.yaml:2: env\.window is 1"):
         load_env_config(path)

@@ -166,7 +166,9 @@ def test_oom_at_the_base_batch_saves_and_says_what_to_change(
 def test_bad_config_fails_before_anything_starts(home: Home, tmp_path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("training:\n  checkpoint_frequency: 5\n")
-    with pytest.raises(UsageError, match=r"unknown key config\.training\.checkpoint_frequency"):
+    with pytest.raises(
+        UsageError, match=r"bad\.yaml:2: unknown key training\.checkpoint_frequency"
+    ):
         load_config(path)
     path.write_text("modes:\n  quiet:\n    cpu_share: 0\n")
     with pytest.raises(

@@ -1,23 +1,28 @@
 """The training config: one YAML file, four sections, each a dataclass documented field by field.
 
-The defaults *are* the embedded default config (``configs/train_config.yaml`` spells them out
-and a test keeps the two equal). Unknown keys and bad values fail before anything starts,
-naming the key.
+The defaults *are* the embedded default config (``configs/train_config.yaml`` spells them out,
+the package ships the same text for ``perfmode config init``, and a test keeps all three
+equal). A file is layered over that default key by key: whatever it does not set keeps the
+default's value at that place. Unknown keys and bad values fail before anything starts,
+naming the key and its line.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from perfmode.configfile import read_yaml_file
 from perfmode.configutil import check, from_mapping, to_mapping
 from perfmode.env import EnvConfig
-from perfmode.errors import UsageError
+from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings import Mode
+
+DEFAULT_CONFIG_RESOURCE = "default_config.yaml"
 
 
 @dataclass(frozen=True)
@@ -240,35 +245,75 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def config_from_mapping(data: Any, source: str = "config") -> Config:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{source}: the top level must be a mapping of sections (env, ppo, ...)")
-    return from_mapping(Config, data, "config")
+def config_from_mapping(data: Any) -> Config:
+    """A config from a YAML mapping, layered key by key over the embedded default."""
+    if data is not None and not isinstance(data, dict):
+        raise UsageError("the top level must be a mapping of sections (env, ppo, training, modes)")
+    return from_mapping(Config, data, "", base=Config())
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config and where it came from: the file (None: the embedded default) and its lines."""
+
+    config: Config
+    path: Path | None = None
+    lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
+
+    def origin(self, key: str) -> str | None:
+        """``file:line`` where the dotted ``key`` was written, or None if the file does not set it."""
+        line = self.lines.get(tuple(key.split(".")))
+        return f"{self.path}:{line}" if line is not None else None
+
+
+def load_config_file(path: Path | None = None) -> LoadedConfig:
+    """The config at ``path`` (every key it does not set keeps the embedded default's value)."""
+    if path is None:
+        return LoadedConfig(Config())
+    doc = read_yaml_file(Path(path))
+    return LoadedConfig(doc.build(config_from_mapping), doc.path, doc.lines)
 
 
 def load_config(path: Path | None = None) -> Config:
     """The config at ``path``, or the embedded default when None."""
-    if path is None:
-        return Config()
+    return load_config_file(path).config
+
+
+def default_config_text() -> str:
+    """The documented default config (``configs/train_config.yaml``), as shipped in the package."""
+    return resources.files("perfmode").joinpath(DEFAULT_CONFIG_RESOURCE).read_text("utf-8")
+
+
+def write_default_config(path: Path) -> Path:
+    """Write the documented default config to ``path`` (a folder gets ``train_config.yaml``).
+
+    An existing file is never replaced, and a failed write leaves nothing behind.
+    """
     path = Path(path)
+    if path.is_dir():
+        path = path / "train_config.yaml"
+    data = default_config_text().encode("utf-8")
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise UsageError(
+            f"{path} already exists; edit it, or pass another path to `perfmode config init`"
+        ) from None
     except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist; pass --config PATH") from None
+        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist") from None
     except OSError as e:
-        raise UsageError(f"cannot read config file {path}: {e}") from None
+        raise PerfmodeError(f"cannot write {path}: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        raise UsageError(f"config file {path} is not valid YAML{at}; fix it and retry") from None
-    try:
-        return config_from_mapping(data, str(path))
-    except UsageError as e:
-        raise UsageError(f"{path}: {e}") from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as e:
+        path.unlink(missing_ok=True)  # a half-written config must not look like one
+        if isinstance(e, OSError):
+            raise PerfmodeError(f"cannot write {path}: {e.strerror}; nothing was written") from None
+        raise
+    return path
 
 
 def config_to_mapping(config: Config) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import functools
 import importlib.util
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,11 +42,13 @@ def train(
     market: Market | None = None,
     fresh: bool = False,
     progress_bar: bool = False,
+    config_summary: Sequence[str] = (),
 ) -> TrainResult:
     """Train until ``config.training.total_timesteps`` (resuming if the run has checkpoints).
 
     ``market`` is the data already loaded from ``config.env`` and ``data`` (the CLI reads it
     before importing torch); None loads it here.
+    ``config_summary``: lines saying which config this is, logged once the run is ours.
     """
     t = config.training
     if market is None:
@@ -58,6 +60,8 @@ def train(
     _warn_if_modes_change_learning(config)
     _lower_priority(t.nice)
     with _run_lock(home, run):
+        for line in config_summary:
+            log.info("%s", line)
         if fresh:
             _archive_checkpoints(home, run)
         resume = None if fresh else latest_checkpoint(home.checkpoints_dir(run))

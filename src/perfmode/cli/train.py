@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,6 +29,14 @@ DataOpt = Annotated[
         show_default=False,
     ),
 ]
+_FLAG_KEYS = {
+    "--timesteps": "training.total_timesteps",
+    "--seed": "training.seed",
+    "--device": "training.device",
+    "--data": "env.data",
+    "--symbol": "env.symbol",
+    "--date-format": "env.date_format",
+}
 RunOpt = Annotated[
     str, typer.Option("--run", help="Run name: its own checkpoints, status and metrics.")
 ]
@@ -76,19 +84,40 @@ def train(
     Checkpoints go to HOME/runs/RUN/checkpoints every training.checkpoint_freq steps.
     Ctrl-C or SIGTERM saves and exits 0; a second Ctrl-C quits at once.
     """
-    from perfmode.config import load_config
+    from perfmode.config import load_config_file
+    from perfmode.configview import settings_of, startup_lines
     from perfmode.env import load_market
 
     h = home_of(home)
     setup_logging(log_file=h.log_file(run))
-    cfg = load_config(config).with_overrides(total_timesteps=timesteps, seed=seed, device=device)
-    cfg = dataclasses.replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
-    # The data first, then torch (seconds to import): a bad file fails at once.
+    # The config, then the data, then torch (seconds to import): bad input fails at once.
+    loaded = load_config_file(config)
+    cfg = loaded.config.with_overrides(total_timesteps=timesteps, seed=seed, device=device)
+    cfg = replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
+    given = {
+        "--timesteps": timesteps,
+        "--seed": seed,
+        "--device": device,
+        "--data": data,
+        "--symbol": symbol,
+        "--date-format": date_format,
+    }
+    flags = {_FLAG_KEYS[f]: f for f, v in given.items() if v is not None}
+    # --data reaches the trainer on its own; show it where it lands.
+    shown = replace(cfg, env=cfg.env.replace(data=data)) if data is not None else cfg
+    summary = startup_lines(loaded, settings_of(loaded, shown, flags))
     market = load_market(cfg.env, data)
     from perfmode.trainer import train as run_training
 
     result = run_training(
-        cfg, h, run, data=data, market=market, fresh=fresh, progress_bar=sys.stderr.isatty()
+        cfg,
+        h,
+        run,
+        data=data,
+        market=market,
+        fresh=fresh,
+        progress_bar=sys.stderr.isatty(),
+        config_summary=summary,
     )
     if result.checkpoint is not None:
         typer.echo(f"checkpoint: {result.checkpoint}")

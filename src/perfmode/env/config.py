@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from perfmode.configfile import read_yaml_file
 from perfmode.configutil import check, from_mapping
 from perfmode.errors import UsageError
 
@@ -177,26 +178,7 @@ def env_config_from_mapping(mapping: Any, where: str = "env") -> EnvConfig:
 
 def load_env_config(path: Path) -> EnvConfig:
     """The ``env:`` section of a YAML config file (defaults when the section is absent)."""
-    import yaml
-
-    path = Path(path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"config file {path} cannot be read: {e}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise UsageError(f"config file {path} is not valid YAML{line}") from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
+    doc = read_yaml_file(Path(path).expanduser())
+    if doc.data is not None and not isinstance(doc.data, dict):
         raise UsageError(f"config file {path} must hold a mapping of sections (env:, ...)")
-    try:
-        return env_config_from_mapping(doc.get("env"))
-    except UsageError as e:
-        raise UsageError(f"{path}: {e}") from None
+    return doc.build(lambda data: env_config_from_mapping((data or {}).get("env")))
