@@ -1,19 +1,37 @@
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
+import yaml
 
-from perfmode.config import Config, ModeProfile, load_config
+from perfmode.config import (
+    Config,
+    ModeProfile,
+    default_config_text,
+    load_config,
+    load_config_file,
+)
+from perfmode.configutil import flatten, to_mapping
 from perfmode.errors import UsageError
 from perfmode.governor import knobs_for
 from perfmode.settings import Mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+DEFAULTS = flatten(to_mapping(Config()))
 
 
-def test_default_config_file_is_the_embedded_default() -> None:
+def test_default_config_file_is_the_embedded_default(tmp_path: Path) -> None:
+    repo_text = (CONFIGS / "train_config.yaml").read_text(encoding="utf-8")
+    assert repo_text == default_config_text()  # what `perfmode config init` writes
     assert load_config(CONFIGS / "train_config.yaml") == Config()
+    shipped = tmp_path / "shipped.yaml"
+    shipped.write_text(default_config_text(), encoding="utf-8")
+    assert load_config(shipped) == Config()
 
 
 def test_gpu_config_loads_with_the_original_batch_and_epochs() -> None:
@@ -47,16 +65,132 @@ def test_batch_is_kept_between_2_and_the_rollout() -> None:
     assert knobs_for(Mode.PERFORMANCE, config, batch_cap=100).batch_size == 100
 
 
+# --- layering: a key the file does not write keeps the embedded default's value there -------
+
+
+def _leaf_types(cls: Any, prefix: str = "") -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.update(_leaf_types(hints[f.name], f"{key}."))
+        else:
+            out[key] = hints[f.name]
+    return out
+
+
+LEAF_TYPES = _leaf_types(Config)
+
+
+def _another_valid_value(tp: Any, current: Any) -> Any:
+    """A value other than ``current`` that the field's type and range admit."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
+    if isinstance(current, bool):
+        return not current
+    if isinstance(current, str):
+        others = [v for v in literals if v != current]
+        if others:
+            return others[0]
+        return 2 if int in args else f"{current}-other"
+    if current is None:
+        return 0.5
+    if isinstance(current, int):
+        return current + 2  # keeps odd counts odd (env.position_levels)
+    if isinstance(current, float):
+        return round(current * 0.9, 9) if current else 0.05
+    if isinstance(current, list):
+        return [*current, current[-1]]
+    raise AssertionError(f"no other value for {tp} {current!r}")
+
+
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    doc: Any = value
+    for part in reversed(key.split(".")):
+        doc = {part: doc}
+    return doc
+
+
+def test_every_leaf_of_the_default_is_covered_below() -> None:
+    assert set(LEAF_TYPES) == set(DEFAULTS)
+    sections = {k.split(".")[0] for k in DEFAULTS}
+    assert sections == {f.name for f in dataclasses.fields(Config)}
+    assert {k.rsplit(".", 1)[0] for k in DEFAULTS if k.startswith("modes.")} == {
+        f"modes.{m.value}" for m in Mode
+    }
+
+
+@pytest.mark.parametrize("key", sorted(DEFAULTS))
+def test_a_one_key_file_changes_that_key_only(tmp_path: Path, key: str) -> None:
+    value = _another_valid_value(LEAF_TYPES[key], DEFAULTS[key])
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(_nested(key, value)))
+    loaded = flatten(to_mapping(load_config(path)))
+    assert loaded[key] != DEFAULTS[key]
+    assert {k: v for k, v in loaded.items() if k != key} == {
+        k: v for k, v in DEFAULTS.items() if k != key
+    }
+
+
+def test_a_partial_performance_profile_keeps_the_performance_defaults(tmp_path: Path) -> None:
+    # The issue's case: tuning two multipliers used to drop performance mode to one thread
+    # and half the CPU (the profile dataclass's field defaults).
+    path = tmp_path / "perf.yaml"
+    path.write_text("modes:\n  performance:\n    batch_size_multiplier: 3.0\n")
+    config, default = load_config(path), Config()
+    perf, base = config.modes.performance, default.modes.performance
+    assert perf == dataclasses.replace(base, batch_size_multiplier=3.0)
+    assert config.modes.quiet == default.modes.quiet
+    got, want = knobs_for(Mode.PERFORMANCE, config), knobs_for(Mode.PERFORMANCE, default)
+    assert (got.torch_threads, got.cpu_share) == (want.torch_threads, want.cpu_share)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "# nothing\n", "env:\n", "modes:\n  performance:\n", "modes: {quiet: {}, performance: null}\n"],
+)
+def test_empty_file_and_empty_sections_are_the_default(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    assert load_config(path) == Config()
+
+
+def test_origins_are_the_lines_the_file_writes(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "# tuned\nmodes:\n  performance:\n    cpu_share: 0.9\ntraining: {n_envs: 2, seed: 4}\n"
+    )
+    loaded = load_config_file(path)
+    assert loaded.origin("modes.performance.cpu_share") == f"{path}:4"
+    assert loaded.origin("training.seed") == f"{path}:5"
+    assert loaded.origin("modes.performance.torch_threads") is None
+    assert loaded.origin("env.window") is None
+    assert load_config_file(None).path is None
+
+
+# --- bad keys and values: one line, naming the key and its line, before anything starts ---
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("ppo:\n  n_steps: 1\n", "ppo.n_steps is 1"),
-        ("ppo:\n  net_arch: []\n", "ppo.net_arch"),
-        ("training:\n  device: tpu\n", "training.device is 'tpu'"),
-        ("modes:\n  performance:\n    torch_threads: many\n", "modes.performance.torch_threads"),
-        ("modes:\n  turbo: {}\n", "unknown key config.modes.turbo"),
-        ("env:\n  window: 0\n", "env.window is 0"),
+        ("ppo:\n  n_steps: 1\n", "c.yaml:2: ppo.n_steps is 1"),
+        ("ppo:\n  net_arch: []\n", "c.yaml:2: ppo.net_arch"),
+        ("ppo:\n  net_arch: [64, x]\n", "c.yaml:2: ppo.net_arch[1] is 'x'"),
+        ("training:\n  device: tpu\n", "c.yaml:2: training.device is 'tpu'"),
+        (
+            "modes:\n  performance:\n    torch_threads: many\n",
+            "c.yaml:3: modes.performance.torch_threads",
+        ),
+        ("modes:\n  quiet:\n    cpu_share: 0\n", "c.yaml:3: modes.quiet.cpu_share is 0.0"),
+        ("modes:\n  turbo: {}\n", "c.yaml:2: unknown key modes.turbo; valid keys: quiet,"),
+        ("trainin:\n  seed: 1\n", "c.yaml:1: unknown key trainin; valid keys: env, ppo,"),
+        ("env:\n  window: 0\n", "c.yaml:2: env.window is 0"),
+        ("env: [1]\n", "c.yaml:1: env must be a mapping of keys, got a list"),
         ("- just\n- a list\n", "top level must be a mapping"),
+        ("env: {window: [1, 2\n", "not valid YAML at line 2"),
+        ("env:\n  split: 2020-13-45\n", "line 2: cannot read '2020-13-45' (month must be"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
@@ -69,7 +203,7 @@ def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(UsageError, match="does not exist.*perfmode config init"):
         load_config(tmp_path / "nope.yaml")
 
 

@@ -62,8 +62,9 @@ class YamlFile:
 def read_yaml_file(path: Path) -> YamlFile:
     path = Path(path)
     text = _read_text(path)
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters right here
         node = loader.get_single_node()
         if node is None:
             return YamlFile(path, None)
@@ -79,13 +80,17 @@ def read_yaml_file(path: Path) -> YamlFile:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or ""
+        problem = getattr(e, "problem", None) or ""
+        if isinstance(e, yaml.reader.ReaderError):
+            at = f" at line {text.count(chr(10), 0, e.position) + 1}"
+            problem = f"character #x{e.character:04x} is not allowed"
         why = f" ({cut(str(problem), 70)})" if problem else ""
         raise UsageError(
             f"config file {path} is not valid YAML{at}{why}; fix it and retry"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlFile(path, data, _key_lines(node))
 
 

@@ -1,0 +1,143 @@
+"""Nothing a config file holds can exhaust the machine: one line, exit 2, at once.
+
+Each case reproduces a failure found by attacking the landed project: an alias bomb took
+86 s and 5.7 GB before a MemoryError, nesting 20,000 deep was a RecursionError traceback, a
+50 MB list under an unknown key took 454 s and 6.7 GB.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from perfmode.config import load_config
+from perfmode.configfile import MAX_BYTES
+from perfmode.errors import UsageError
+from tests.conftest import run_perfmode
+
+
+def alias_bomb() -> str:
+    # 9 levels of 9 aliases each: about 390 million values once expanded, in 354 bytes.
+    text, prev = '&a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]', "a"
+    for name in "bcdefghi":
+        text = f"[{text}, &{name} [{', '.join([f'*{prev}'] * 9)}]]"
+        prev = name
+    return f"env:\n  window: {text}\n"
+
+
+def merge_bomb() -> str:
+    # The same through merge keys (<<), which expand while the mapping is built.
+    lines = ["a0: &a0 {k: 1}"]
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} {{<<: [{refs}], k{i}: 1}}")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE: dict[str, tuple[Callable[[], str | bytes], str]] = {
+    "alias bomb under env.window": (alias_bomb, "expands to more than"),
+    "merge-key bomb": (merge_bomb, "expands to more than"),
+    "nested 20,000 deep": (
+        lambda: "env:\n  window: " + "[" * 20_000 + "]" * 20_000 + "\n",
+        "nests more than",
+    ),
+    "50 MB list under an unknown key": (
+        lambda: "env:\n  junk:\n" + "  - 1234567\n" * 4_400_000,
+        "larger than",
+    ),
+    "a list just under the size limit": (
+        lambda: "env:\n  junk:\n" + "  - 1\n" * (MAX_BYTES // 6 - 10),
+        "holds more than",
+    ),
+    "a 5,000-digit number": (
+        lambda: "env:\n  window: " + "9" * 5000 + "\n",
+        "line 2: cannot read '999",
+    ),
+    "a hex number of 20,000 bits": (
+        lambda: "env:\n  window: 0x" + "f" * 5000 + "\n",
+        "env.window is <a number of about 6020 digits>",
+    ),
+    "a huge number where a float goes": (
+        lambda: "ppo:\n  learning_rate: 0x" + "f" * 400 + "\n",
+        "ppo.learning_rate is <a number of about",
+    ),
+    "a long string": (lambda: "env:\n  window: " + "x" * 200_000 + "\n", "env.window is 'xxx"),
+    "a long unknown key": (lambda: f"env:\n  ? {'k' * 200_000}\n  : 1\n", "unknown key env.kkk"),
+    "bytes that are not UTF-8": (lambda: b"env:\n  data: \xff\xfe\n", "is not UTF-8 text"),
+    "a control character": (
+        lambda: "env:\n  data: a\x07b\n",
+        "is not valid YAML at line 2 (character #x0007 is not allowed)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_config_is_one_short_line(tmp_path: Path, case: str) -> None:
+    make, fragment = HOSTILE[case]
+    path = tmp_path / "hostile.yaml"
+    content = make()
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(UsageError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert len(message) < 300 + len(str(path))
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_device_is_refused_without_reading_it() -> None:
+    with pytest.raises(UsageError, match="is not a regular file"):
+        load_config(Path("/dev/zero"))
+
+
+def _capped() -> None:
+    # A regression must fail the test, not take the shared machine's memory with it.
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX limits and FIFOs")
+@pytest.mark.parametrize(
+    "case", ["alias bomb under env.window", "nested 20,000 deep", "50 MB list under an unknown key"]
+)
+def test_train_answers_a_hostile_config_with_exit_2_before_loading_torch(
+    tmp_path: Path, case: str
+) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(HOSTILE[case][0]())  # type: ignore[arg-type]
+    home = tmp_path / "home"
+    home.mkdir()
+    # Run the CLI as `perfmode` does, then say whether torch was ever imported.
+    code = (
+        "import sys\nfrom perfmode.cli import main\n"
+        "try:\n    main()\nfinally:\n    print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "train", "--config", str(path), "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_capped,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("Error: config file ")
+    assert proc.stderr.count("\n") == 1 and len(proc.stderr) < 400
+    assert "torch imported: False" in proc.stdout
+    assert list(home.iterdir()) == []  # nothing written
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    proc = run_perfmode("config", "show", "--config", str(fifo), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"Error: config file {fifo} is not a regular file; pass a YAML file"
+
