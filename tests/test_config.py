@@ -85,7 +85,9 @@ LEAF_TYPES = _leaf_types(Config)
 
 def _another_valid_value(tp: Any, current: Any) -> Any:
     """A value other than ``current`` that the field's type and range admit."""
-    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    args = (
+        typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    )
     literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
     if isinstance(current, bool):
         return not current
@@ -148,7 +150,13 @@ def test_a_partial_performance_profile_keeps_the_performance_defaults(tmp_path: 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "# nothing\n", "env:\n", "modes:\n  performance:\n", "modes: {quiet: {}, performance: null}\n"],
+    [
+        "",
+        "# nothing\n",
+        "env:\n",
+        "modes:\n  performance:\n",
+        "modes: {quiet: {}, performance: null}\n",
+    ],
 )
 def test_empty_file_and_empty_sections_are_the_default(tmp_path: Path, text: str) -> None:
     path = tmp_path / "empty.yaml"
@@ -203,7 +211,7 @@ def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist.*perfmode config init"):
+    with pytest.raises(UsageError, match=r"does not exist.*perfmode config init"):
         load_config(tmp_path / "nope.yaml")
 
 

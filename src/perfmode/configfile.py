@@ -165,13 +165,16 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                line = self.peek_event().start_mark.line + 1
-                raise _TooBig(
-                    f"nests more than {MAX_DEPTH} levels deep (line {line}); a config nests 4"
-                )
+                raise _too_deep(self.peek_event().start_mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner's look-ahead costs O(levels) per token inside [ and {: stop it early.
+        if self.flow_level >= MAX_DEPTH:
+            raise _too_deep(self.line + 1)
+        super().fetch_flow_collection_start(TokenClass)
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         try:
@@ -179,6 +182,10 @@ class _BoundedLoader(yaml.SafeLoader):
         except (ValueError, OverflowError, TypeError) as e:
             # A scalar YAML resolves but Python cannot build: 2020-13-45, a 5,000-digit int.
             raise _BadValue(str(node.value), node.start_mark.line + 1) from e
+
+
+def _too_deep(line: int) -> _TooBig:
+    return _TooBig(f"nests more than {MAX_DEPTH} levels deep (line {line}); a config nests 4")
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
