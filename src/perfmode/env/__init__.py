@@ -1,12 +1,38 @@
 """The trading environment: prices in (CSV or synthetic), a gymnasium env out.
 
-``from perfmode.env import EnvConfig, Market, load_market, TradingEnv``; importing this
-package pulls in numpy, pandas and gymnasium, so command modules import it lazily.
+``from perfmode.env import EnvConfig, Market, load_market, TradingEnv``. The config part is
+light; the rest (numpy, pandas, gymnasium: about half a second) loads on first use, so
+reading a config, or refusing a bad one, stays quick.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from perfmode.env.config import EnvConfig, load_env_config
-from perfmode.env.data import Market, Series, load_market
-from perfmode.env.trading_env import TradingEnv, observation_size
+
+if TYPE_CHECKING:
+    from perfmode.env.data import Market, Series, load_market
+    from perfmode.env.trading_env import TradingEnv, observation_size
+
+_LAZY = {
+    "Market": "perfmode.env.data",
+    "Series": "perfmode.env.data",
+    "load_market": "perfmode.env.data",
+    "TradingEnv": "perfmode.env.trading_env",
+    "observation_size": "perfmode.env.trading_env",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EnvConfig",
