@@ -21,8 +21,8 @@ app.add_typer(config_app, name="config")
 def show(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Print the config `perfmode train` would use, each value with where it came from.
 
-    ORIGIN is "default" or FILE:LINE; a value that differs from the default is followed by
-    the default. Keys the file does not set keep the default's value at that place.
+    ORIGIN is "default", or FILE:LINE where the file sets the value.
+    A value that differs from the default is followed by the default.
     """
     from perfmode.config import load_config_file
     from perfmode.configview import settings_of, show_json, show_lines

@@ -16,7 +16,8 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="YAML config (see configs/); default: the embedded default, synthetic data.",
+        help="YAML config; keys it leaves out keep the embedded default's values (see "
+        "`perfmode config show`). Default: the embedded default, synthetic data.",
         show_default=False,
         dir_okay=False,
     ),
