@@ -82,10 +82,13 @@ def _capped() -> None:
 
 
 def run_capped(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -c`` running the CLI, memory-capped; stdout says whether torch was imported."""
+    """``python -c`` running the CLI, memory-capped; stdout says whether torch or pandas
+    (seconds and half a second to import) were imported."""
     code = (
         "import sys\nfrom perfmode.cli import main\n"
-        "try:\n    main()\nfinally:\n    print('torch imported:', 'torch' in sys.modules)\n"
+        "try:\n    main()\nfinally:\n"
+        "    print('torch imported:', 'torch' in sys.modules)\n"
+        "    print('pandas imported:', 'pandas' in sys.modules)\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -154,7 +157,7 @@ def test_hostile_config_is_refused_in_one_short_line(
 @pytest.mark.parametrize(
     "case", ["alias bomb under env.window", "nested 20,000 deep", "50 MB list under an unknown key"]
 )
-def test_train_answers_a_hostile_config_with_exit_2_before_loading_torch(
+def test_train_answers_a_hostile_config_with_exit_2_before_loading_torch_or_pandas(
     tmp_path: Path, case: str
 ) -> None:
     path = tmp_path / "hostile.yaml"
@@ -164,6 +167,7 @@ def test_train_answers_a_hostile_config_with_exit_2_before_loading_torch(
     proc = run_capped("train", "--config", str(path), "--home", str(home))
     assert_one_line_exit_2(proc, f"Error: config file {path} ")
     assert "torch imported: False" in proc.stdout
+    assert "pandas imported: False" in proc.stdout
     assert list(home.iterdir()) == []  # nothing written
 
 

@@ -87,7 +87,6 @@ def train(
     """
     from perfmode.config import load_config_file
     from perfmode.configview import settings_of, startup_lines
-    from perfmode.env import load_market
 
     h = home_of(home)
     setup_logging(log_file=h.log_file(run))
@@ -107,6 +106,8 @@ def train(
     # --data reaches the trainer on its own; show it where it lands.
     shown = replace(cfg, env=cfg.env.replace(data=data)) if data is not None else cfg
     summary = startup_lines(loaded, settings_of(loaded, shown, flags))
+    from perfmode.env import load_market  # numpy and pandas: only once the config is good
+
     market = load_market(cfg.env, data)
     from perfmode.trainer import train as run_training
 
