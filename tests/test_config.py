@@ -88,27 +88,25 @@ LEAF_TYPES = _leaf_types(Config)
 CHOSEN = {"env.symbol": "AAPL", "env.date_format": "month-first"}
 
 
-def _another_valid_value(tp: Any, current: Any) -> Any:
-    """A value other than ``current`` that the field's type and range admit."""
+def _other_values(tp: Any, current: Any) -> list[Any]:
+    """Values other than ``current`` that the field's type admits, likeliest in range first."""
     args = (
         typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
     )
     literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
     if isinstance(current, bool):
-        return not current
+        return [not current]
     if isinstance(current, str):
         others = [v for v in literals if v != current]
-        if others:
-            return others[0]
-        return 2 if int in args else f"{current}-other"
+        return others + ([2] if int in args else []) + [f"{current}-other"]
     if current is None:
-        return 0.5 if float in args else "other"
+        return [0.5, 50.0, 2] if float in args or int in args else ["other"]
     if isinstance(current, int):
-        return current + 2  # keeps odd counts odd (env.position_levels)
+        return [current + 2, current + 1, current - 1]  # +2 keeps odd counts odd
     if isinstance(current, float):
-        return round(current * 0.9, 9) if current else 0.05
+        return [round(current * 0.9, 9), round(current * 1.1, 9)] if current else [0.05, 1.0]
     if isinstance(current, list):
-        return [*current, current[-1]]
+        return [[*current, current[-1]], current[:-1]]
     raise AssertionError(f"no other value for {tp} {current!r}")
 
 
@@ -132,10 +130,18 @@ def test_every_leaf_of_the_default_is_covered_below() -> None:
 
 @pytest.mark.parametrize("key", sorted(DEFAULTS))
 def test_a_one_key_file_changes_that_key_only(tmp_path: Path, key: str) -> None:
-    value = CHOSEN.get(key, _another_valid_value(LEAF_TYPES[key], DEFAULTS[key]))
+    candidates = [CHOSEN[key]] if key in CHOSEN else _other_values(LEAF_TYPES[key], DEFAULTS[key])
     path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump(_nested(key, value)))
-    loaded = flatten(to_mapping(load_config(path)))
+    refused = []
+    for value in candidates:  # the first the key's range admits
+        path.write_text(yaml.safe_dump(_nested(key, value)))
+        try:
+            loaded = flatten(to_mapping(load_config(path)))
+            break
+        except UsageError as e:
+            refused.append(str(e))
+    else:
+        raise AssertionError(f"no candidate value loads; add one to CHOSEN: {refused}")
     assert loaded[key] != DEFAULTS[key]
     assert {k: v for k, v in loaded.items() if k != key} == {
         k: v for k, v in DEFAULTS.items() if k != key
