@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +89,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _weights(checkpoint: str) -> dict[str, Any]:
-    import torch
+    from perfmode.checkpoint_io import read_weights
 
-    with zipfile.ZipFile(Path(checkpoint) / "model.zip") as z, z.open("policy.pth") as f:
-        return torch.load(f, weights_only=True)
+    return read_weights(Path(checkpoint) / "policy.pth")
 
 
 def _max_difference(a: str, b: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from perfmode.evaluate import (
     run_policy,
 )
 from perfmode.home import Home
+from tests.ckptkit import Plant, plant_in_zip_schedule, planted_pickle, write_old_checkpoint
 
 CFG = EnvConfig(window=8, synthetic_length=400, episode_length=64)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -39,9 +41,13 @@ def prices_csv(tmp_path: Path, n: int = 60) -> tuple[Path, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny PPO model saved as a bare .zip and as a trainer-style checkpoint folder."""
+    """A tiny PPO model saved as a bare .zip, as a trainer checkpoint folder, and as a
+    folder in the old format (model.zip, vecnormalize.pkl)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from perfmode.checkpoints import save_checkpoint
+    from perfmode.trainstate import capture
 
     root = tmp_path_factory.mktemp("ckpt")
     market = load_market(CFG)
@@ -58,13 +64,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )
     model.learn(128)
     model.save(root / "bare.zip")
-    folder = root / "runs" / "default" / "checkpoints" / "step_0000000128"
-    folder.mkdir(parents=True)
-    model.save(folder / "model.zip")
-    venv.save(str(folder / "vecnormalize.pkl"))
-    meta = {"timesteps": 128, "config": {"env": to_mapping(CFG)}}
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return {"zip": root / "bare.zip", "folder": folder, "home": root}
+    meta = {"config": {"env": to_mapping(CFG)}}
+    folder = save_checkpoint(root / "runs" / "default" / "checkpoints", capture(model, venv), meta)
+    old = write_old_checkpoint(root / "old", model, venv, meta)
+    return {"zip": root / "bare.zip", "folder": folder.path, "old": old, "home": root}
 
 
 # --- metrics and baselines ------------------------------------------------------
@@ -164,18 +167,91 @@ def test_bad_checkpoint_files(trained: dict[str, Path], tmp_path: Path) -> None:
         evaluate_checkpoint(junk, CFG)
     with pytest.raises(UsageError, match="does not exist"):
         evaluate_checkpoint(tmp_path / "nope.zip", CFG)
-    with pytest.raises(UsageError, match=r"has no model\.zip"):
+    with pytest.raises(UsageError, match=r"has no policy\.pth"):
         evaluate_checkpoint(tmp_path, CFG)
     folder = tmp_path / "ck"
-    folder.mkdir()
-    (folder / "model.zip").write_bytes(trained["zip"].read_bytes())
+    shutil.copytree(trained["folder"], folder)
     (folder / "meta.json").write_text('{"config": {"env": {"window": 1}}}')
     with pytest.raises(UsageError, match=r"meta\.json: config: env\.window is 1"):
         evaluate_checkpoint(folder)
-    (folder / "meta.json").write_text("{}")
-    (folder / "vecnormalize.pkl").write_bytes(b"garbage")
-    with pytest.raises(PerfmodeError, match=r"vecnormalize\.pkl: cannot load it"):
+    (folder / "meta.json").write_text('{"config": []}')
+    assert evaluate_checkpoint(folder, CFG)["data"]["window"] == 8
+    (folder / "state.npz").write_bytes(b"garbage")
+    with pytest.raises(PerfmodeError, match=r"state\.npz: not a readable \.npz"):
         evaluate_checkpoint(folder, CFG)
+    (folder / "policy.pth").write_bytes(b"")
+    with pytest.raises(PerfmodeError, match=r"policy\.pth: not a torch state dict"):
+        evaluate_checkpoint(folder, CFG)
+
+
+# --- nothing in a checkpoint runs ------------------------------------------------------
+
+
+def test_shared_zip_with_code_in_its_schedule_is_evaluated_without_running_it(
+    trained: dict[str, Path], tmp_path: Path, cli
+) -> None:
+    from stable_baselines3 import PPO
+
+    marker = tmp_path / "ran"
+    shared = tmp_path / "shared-model.zip"
+    plant_in_zip_schedule(trained["zip"], shared, marker)
+    PPO.load(shared)  # what evaluate did before: it loads fine, and ran the code
+    assert marker.exists(), "the planted pickle should run when SB3 loads the zip"
+    marker.unlink()
+
+    config = tmp_path / "c.yaml"
+    config.write_text("env:\n  window: 8\n  synthetic_length: 400\n")
+    res = cli("evaluate", "--checkpoint", str(shared), "--config", str(config), "--json")
+    assert res.exit_code == 0, res.output
+    assert not marker.exists()
+    # The same policy as the zip it was made from: the weights are all that was read.
+    planted = json.loads(res.output)
+    assert (
+        planted["policy"]["total_return"]
+        == evaluate_checkpoint(trained["zip"], CFG)["policy"]["total_return"]
+    )
+
+
+def test_old_checkpoint_with_a_planted_vecnormalize_is_refused_in_one_line(
+    trained: dict[str, Path], tmp_path: Path, cli, home: Home
+) -> None:
+    marker = tmp_path / "ran"
+    folder = home.checkpoints_dir() / trained["old"].name
+    shutil.copytree(trained["old"], folder)
+    (folder / "vecnormalize.pkl").write_bytes(planted_pickle(marker))
+    res = cli("evaluate", "--checkpoint", "latest")
+    assert res.exit_code == 1
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in res.output
+    assert "vecnormalize.pkl is a pickle" in errors[0] and "--trust-checkpoint" in errors[0]
+    assert not marker.exists()
+
+
+def test_old_checkpoint_folder_is_evaluated_when_trusted(trained: dict[str, Path]) -> None:
+    trusted = evaluate_checkpoint(trained["old"], trust=True)
+    assert (
+        trusted["policy"]["total_return"]
+        == evaluate_checkpoint(trained["folder"])["policy"]["total_return"]
+    )
+
+
+def test_pickles_inside_data_files_are_refused(trained: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    marker = tmp_path / "ran"
+    folder = tmp_path / "ck"
+    shutil.copytree(trained["folder"], folder)
+    torch.save(Plant(marker), folder / "policy.pth")
+    with pytest.raises(PerfmodeError, match=r"policy\.pth: .*loading it would run code"):
+        evaluate_checkpoint(folder)
+    shutil.copy(trained["folder"] / "policy.pth", folder / "policy.pth")
+    with np.load(folder / "state.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["obs_mean"] = np.array([Plant(marker)], dtype=object)
+    np.savez(folder / "state.npz", **arrays)
+    with pytest.raises(PerfmodeError, match=r"state\.npz: not a readable \.npz"):
+        evaluate_checkpoint(folder)
+    assert not marker.exists()
 
 
 def test_plot_is_written(trained: dict[str, Path], tmp_path: Path) -> None:

@@ -129,10 +129,9 @@ def test_perfmode_training_equals_plain_sb3_ppo_learn(
 
 def _final_state(checkpoint) -> dict[str, torch.Tensor]:
     """The policy weights a checkpoint holds, read as data."""
-    import zipfile
+    from perfmode.checkpoint_io import read_weights
 
-    with zipfile.ZipFile(checkpoint / "model.zip") as z, z.open("policy.pth") as f:
-        return torch.load(f, weights_only=True)
+    return read_weights(checkpoint / "policy.pth")
 
 
 @pytest.mark.parametrize("shape", [(8, 99), (3, 5), (8,), (1, 4), (16,)])

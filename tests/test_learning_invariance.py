@@ -6,10 +6,10 @@ import itertools
 import json
 import threading
 import time
-import zipfile
 
 import torch
 
+from perfmode.checkpoint_io import read_weights
 from perfmode.config import Config, load_config
 from perfmode.home import Home
 from perfmode.settings import SettingsStore
@@ -18,8 +18,7 @@ from tests.trainkit import metrics_rows, write_config
 
 
 def _weights(checkpoint) -> dict[str, torch.Tensor]:
-    with zipfile.ZipFile(checkpoint / "model.zip") as z, z.open("policy.pth") as f:
-        return torch.load(f, weights_only=True)
+    return read_weights(checkpoint / "policy.pth")
 
 
 def _config(tmp_path, **modes):

@@ -1,15 +1,14 @@
-"""Checkpoints: one folder per save, written whole or not at all.
+"""Checkpoints: one folder per save, written whole or not at all, holding data only.
 
-``runs/<run>/checkpoints/step_0000010000/`` holds
+``runs/<run>/checkpoints/step_0000010000/`` holds the files of :mod:`perfmode.checkpoint_io`
+(weights, optimizer state, counters, RNG states, episodes, normalisation) and ``meta.json``
+(timesteps, mode, config, shapes), written last: its presence marks a complete checkpoint
+even on file systems where a folder rename is not atomic. A folder is written as
+``.step_*.tmp`` and renamed into place; one left by a kill is removed at the next start.
 
-- ``model.zip``: SB3's save (policy, optimizer state, num_timesteps, _n_updates, schedules);
-- ``vecnormalize.pkl``: VecNormalize statistics, when the run normalises;
-- ``rng.pkl``: python, numpy, torch (and CUDA) RNG states and each env's generator, which
-  SB3 does not keep (``load()`` re-seeds everything with the original seed);
-- ``meta.json``: timesteps, mode, config and shapes; written last, so its presence marks
-  a complete checkpoint even on file systems where a folder rename is not atomic.
-
-Only our own checkpoints are ever unpickled.
+A checkpoint whose any part fails to read is skipped with a warning, and the one before it
+is used. Folders written before checkpoints became data only (``model.zip``, ``rng.pkl``,
+``vecnormalize.pkl``) are read only when the user trusts them (``--trust-checkpoint``).
 """
 
 from __future__ import annotations
@@ -18,15 +17,21 @@ import contextlib
 import json
 import logging
 import os
-import pickle
-import random
 import re
 import shutil
-import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perfmode.checkpoint_io import (
+    POLICY_FILE,
+    DamagedCheckpoint,
+    TrainingState,
+    read_state,
+    write_state,
+)
+from perfmode.checkpoint_legacy import MODEL_FILE, check_zip, read_legacy
 from perfmode.errors import PerfmodeError
 from perfmode.fsutil import atomic_write_json, fsync_dir
 from perfmode.home import Home
@@ -34,11 +39,9 @@ from perfmode.settings import format_time, utc_now
 
 log = logging.getLogger("perfmode.train")
 
-MODEL_FILE = "model.zip"
-VECNORM_FILE = "vecnormalize.pkl"
-RNG_FILE = "rng.pkl"
 META_FILE = "meta.json"
 _NAME = re.compile(r"^step_(\d{10})$")
+_STALE = re.compile(r"^\.step_\d{10}\.\d+\.(tmp|old)$")
 
 
 def checkpoint_path(folder: Path, timesteps: int) -> Path:
@@ -51,51 +54,31 @@ class Checkpoint:
     path: Path
     timesteps: int
     meta: dict[str, Any]
+    state: TrainingState | None
+    """The training state; None for an old-format checkpoint that was not trusted."""
 
     @property
-    def model(self) -> Path:
-        return self.path / MODEL_FILE
-
-    @property
-    def vecnormalize(self) -> Path | None:
-        p = self.path / VECNORM_FILE
-        return p if p.exists() else None
-
-    @property
-    def rng(self) -> Path | None:
-        p = self.path / RNG_FILE
-        return p if p.exists() else None
+    def legacy(self) -> bool:
+        """Written before checkpoints became data only: loading it unpickles."""
+        return not (self.path / POLICY_FILE).exists()
 
 
-def save_checkpoint(
-    folder: Path,
-    timesteps: int,
-    model: Any,
-    *,
-    vecnormalize: Any | None,
-    rng_state: dict[str, Any],
-    meta: dict[str, Any],
-) -> Checkpoint:
-    folder.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_path(folder, timesteps)
+def save_checkpoint(folder: Path, state: TrainingState, meta: dict[str, Any]) -> Checkpoint:
+    """Write ``state`` as ``step_<timesteps>``; OSError (the folder left as it was) if it fails."""
+    final = checkpoint_path(folder, state.num_timesteps)
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        model.save(tmp / MODEL_FILE)
-        if vecnormalize is not None:
-            vecnormalize.save(tmp / VECNORM_FILE)
-        with open(tmp / RNG_FILE, "wb") as f:
-            pickle.dump(rng_state, f)
-        meta = {**meta, "timesteps": timesteps, "saved_at": format_time(utc_now())}
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        write_state(tmp, state)
+        meta = {**meta, "timesteps": state.num_timesteps, "saved_at": format_time(utc_now())}
         atomic_write_json(tmp / META_FILE, meta)
-        for name in (MODEL_FILE, VECNORM_FILE, RNG_FILE):
-            _fsync_file(tmp / name)
         _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Checkpoint(final, timesteps, meta)
+    return Checkpoint(final, state.num_timesteps, meta, state)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -106,42 +89,98 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
-def open_checkpoint(path: Path) -> Checkpoint:
-    """A checkpoint that passes cheap integrity checks, or PerfmodeError saying why not."""
+def open_checkpoint(path: Path, *, trust: bool = False) -> Checkpoint:
+    """The checkpoint at ``path``, every part read and checked; PerfmodeError saying why not.
+
+    An old-format checkpoint comes back with ``state`` None unless ``trust`` is set.
+    """
     path = Path(path)
-    m = _NAME.match(path.name)
+    meta = read_meta(path)
+    timesteps = meta["timesteps"]
     try:
-        meta = json.loads((path / META_FILE).read_text())
-    except (OSError, ValueError) as e:
+        if (path / POLICY_FILE).exists():
+            state: TrainingState | None = read_state(path)
+        elif (path / MODEL_FILE).exists():
+            check_zip(path / MODEL_FILE)
+            state = read_legacy(path) if trust else None
+        else:
+            raise DamagedCheckpoint(f"it has neither {POLICY_FILE} nor {MODEL_FILE}")
+    except DamagedCheckpoint as e:
+        raise PerfmodeError(f"checkpoint {path} is damaged ({e})") from None
+    if state is not None and state.num_timesteps != timesteps:
+        raise PerfmodeError(
+            f"checkpoint {path} is damaged (meta.json says {timesteps} steps, "
+            f"its state {state.num_timesteps})"
+        )
+    return Checkpoint(path, timesteps, meta, state)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """meta.json as a dict whose ``timesteps`` is a count matching the folder's name."""
+    try:
+        meta = json.loads((path / META_FILE).read_bytes())
+    except (OSError, ValueError, RecursionError) as e:
         raise PerfmodeError(f"checkpoint {path} is incomplete (meta.json: {e})") from None
-    try:
-        with zipfile.ZipFile(path / MODEL_FILE) as z:
-            bad = z.testzip()
-            names = set(z.namelist())
-    except (OSError, zipfile.BadZipFile) as e:
-        raise PerfmodeError(f"checkpoint {path} is damaged (model.zip: {e})") from None
-    if bad is not None or not {"data", "policy.pth"} <= names:
-        raise PerfmodeError(f"checkpoint {path} is damaged (model.zip fails its CRC check)")
-    timesteps = int(meta.get("timesteps", m.group(1) if m else 0))
-    return Checkpoint(path, timesteps, meta)
+    if not isinstance(meta, dict):
+        raise PerfmodeError(f"checkpoint {path} is damaged (meta.json is not a JSON object)")
+    steps = meta.get("timesteps")
+    named = _NAME.match(path.name)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise PerfmodeError(
+            f"checkpoint {path} is damaged (meta.json timesteps is {steps!r}, not a count)"
+        )
+    if named and int(named.group(1)) != steps:
+        raise PerfmodeError(
+            f"checkpoint {path} is damaged (meta.json says {steps} steps, its name otherwise)"
+        )
+    for key, kind in (("config", dict), ("observation_shape", list), ("saved_at", str)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise PerfmodeError(f"checkpoint {path} is damaged (meta.json {key} is malformed)")
+    return meta
 
 
-def latest_checkpoint(folder: Path) -> Checkpoint | None:
-    """The newest checkpoint that opens; a damaged newer one is skipped with a warning."""
+def valid_checkpoints(folder: Path, *, trust: bool = False) -> Iterator[Checkpoint]:
+    """Checkpoints that open, newest first; each damaged one is skipped with a warning."""
     for path in list_checkpoints(folder):
         try:
-            return open_checkpoint(path)
+            ckpt = open_checkpoint(path, trust=trust)
         except PerfmodeError as e:
             log.warning("⚠️  %s; falling back to the one before", e)
-    return None
+            continue
+        yield ckpt
+
+
+def latest_checkpoint(folder: Path, *, trust: bool = False) -> Checkpoint | None:
+    """The newest checkpoint that opens; a damaged newer one is skipped with a warning."""
+    return next(valid_checkpoints(folder, trust=trust), None)
+
+
+def untrusted_refusal(ckpt: Checkpoint) -> PerfmodeError:
+    """For ``perfmode train``: the newest checkpoint is an old one, of pickles."""
+    return PerfmodeError(
+        f"{ckpt.path} was saved by an older perfmode as pickles, which run code when loaded; "
+        "if you made it yourself, add --trust-checkpoint to `perfmode train`, or start over "
+        "with --fresh"
+    )
+
+
+def remove_stale_writes(folder: Path) -> list[Path]:
+    """Remove ``.step_*.tmp``/``.old`` folders a killed trainer left; call under the run lock."""
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if _STALE.match(p.name)]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
 
 
 def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
     """Keep the newest ``keep`` checkpoints and every final one; remove the rest."""
     removed = []
     for path in list_checkpoints(folder)[keep:]:
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads((path / META_FILE).read_text()).get("final"):
+        with contextlib.suppress(OSError, ValueError, RecursionError):
+            meta = json.loads((path / META_FILE).read_bytes())
+            if isinstance(meta, dict) and meta.get("final") is True:
                 continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
@@ -167,44 +206,6 @@ def resolve_checkpoint(home: Home, value: str, run: str | None = None) -> Path:
     return best.path
 
 
-def capture_rng(venv: Any | None = None) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-    if venv is not None:
-        state["envs"] = venv.get_attr("np_random")
-    return state
-
-
-def restore_rng(state: dict[str, Any], venv: Any | None = None) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):  # a different GPU count: keep the seeded ones
-            torch.cuda.set_rng_state_all(state["cuda"])
-    envs = state.get("envs")
-    if venv is not None and envs:
-        # n_envs may differ from the saved run's: env i continues env i's stream, extra
-        # envs keep their seeded generators.
-        for i, gen in enumerate(envs[: venv.num_envs]):
-            venv.set_attr("np_random", gen, indices=[i])
-
-
-def load_rng(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
 def _replace_dir(src: Path, dst: Path) -> None:
     if dst.exists():
         old = dst.with_name(f".{dst.name}.{os.getpid()}.old")
@@ -214,10 +215,3 @@ def _replace_dir(src: Path, dst: Path) -> None:
     else:
         os.replace(src, dst)
     fsync_dir(dst.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    if not path.exists():
-        return
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from perfmode import checkpoints
-from perfmode.checkpoints import META_FILE, MODEL_FILE, VECNORM_FILE
+from perfmode.checkpoint_io import POLICY_FILE, DamagedCheckpoint, Normalization, read_normalization
+from perfmode.checkpoint_legacy import MODEL_FILE, VECNORM_FILE
+from perfmode.checkpoints import META_FILE
 from perfmode.configutil import from_mapping
 from perfmode.env import EnvConfig, Market, TradingEnv, load_market
 from perfmode.env.data import Series, is_daily, stamp
@@ -115,11 +117,14 @@ def evaluate_checkpoint(
     plot: Path | None = None,
     symbol: str | None = None,
     date_format: str | None = None,
+    trust: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a PPO ``.zip``, or a trainer checkpoint folder (model.zip, optionally
-    vecnormalize.pkl and meta.json, whose env config wins over ``cfg``)."""
+    """Evaluate a PPO ``.zip`` or a trainer checkpoint folder (whose meta.json env config
+    wins over ``cfg``). Only weights and data are read: nothing in the file runs, unless
+    ``trust`` lets an old-format folder or an unusual zip be unpickled."""
     _check_plot_path(plot)
-    model_path, vecnorm_path, meta_cfg = _checkpoint_files(Path(path))
+    path = Path(path)
+    meta_cfg = _checkpoint_files(path)
     if meta_cfg is not None:
         if cfg is not None and cfg != meta_cfg:
             log.warning("using the env config saved with the checkpoint; --config is ignored")
@@ -127,7 +132,7 @@ def evaluate_checkpoint(
     cfg = _reading(cfg or EnvConfig(), symbol, date_format)
     market = _load(cfg, data)  # before _load_policy imports torch: a bad file fails at once
     env = _test_env(market, cfg)
-    act = _load_policy(model_path, vecnorm_path, env)
+    act = _load_policy(path, env, trust)
     trace = run_policy(env, act)
     label = f"policy ({Path(path).name})"
     return _report(f"checkpoint {path}", trace, market, cfg, plot, label)
@@ -186,18 +191,16 @@ def _check_plot_path(plot: Path | None) -> None:
         raise UsageError(f"--plot {plot}: folder {Path(plot).parent} does not exist")
 
 
-def _checkpoint_files(path: Path) -> tuple[Path, Path | None, EnvConfig | None]:
+def _checkpoint_files(path: Path) -> EnvConfig | None:
+    """Check ``path`` exists and has a model; the env config its meta.json saved, if any."""
     if not path.exists():
         raise UsageError(f"checkpoint {path} does not exist")
     if not path.is_dir():
-        return path, None, None
-    model = path / MODEL_FILE
-    if not model.is_file():
-        raise UsageError(f"checkpoint folder {path} has no {MODEL_FILE}")
-    vecnorm = path / VECNORM_FILE
+        return None
+    if not (path / POLICY_FILE).is_file() and not (path / MODEL_FILE).is_file():
+        raise UsageError(f"checkpoint folder {path} has no {POLICY_FILE} (nor an old {MODEL_FILE})")
     meta = path / META_FILE
-    cfg = _meta_env_config(meta) if meta.is_file() else None
-    return model, vecnorm if vecnorm.is_file() else None, cfg
+    return _meta_env_config(meta) if meta.is_file() else None
 
 
 def _meta_env_config(meta: Path) -> EnvConfig | None:
@@ -205,7 +208,8 @@ def _meta_env_config(meta: Path) -> EnvConfig | None:
         doc = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise PerfmodeError(f"{meta}: cannot read it as JSON ({e})") from None
-    section = (doc.get("config") or {}).get("env") if isinstance(doc, dict) else None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    section = config.get("env") if isinstance(config, dict) else None
     if section is None:
         return None
     try:
@@ -214,46 +218,90 @@ def _meta_env_config(meta: Path) -> EnvConfig | None:
         raise UsageError(f"{meta}: {e}") from None
 
 
-def _load_policy(
-    model_path: Path, vecnorm_path: Path | None, env: TradingEnv
-) -> Callable[[np.ndarray], int]:
+def _load_policy(path: Path, env: TradingEnv, trust: bool) -> Callable[[np.ndarray], int]:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from perfmode.trainstate import normalizer_for
+
+    policy, norm = _read_policy(path, trust)
+    want, got = env.observation_space, policy.observation_space
+    if getattr(got, "shape", None) != want.shape:
+        raise PerfmodeError(
+            f"{path}: the model expects observations of shape {getattr(got, 'shape', got)}, "
+            f"but env.window={env.cfg.window} gives {want.shape}; evaluate with the config it "
+            "was trained with (--config, or a checkpoint folder with meta.json)"
+        )
+    if getattr(policy.action_space, "n", None) != env.action_space.n:
+        raise PerfmodeError(
+            f"{path}: the model chooses from {policy.action_space}, but "
+            f"env.position_levels={env.cfg.position_levels} gives {env.action_space}"
+        )
+    normalize: Callable[[np.ndarray], np.ndarray] = lambda obs: obs  # noqa: E731
+    if norm is not None:
+        # Observations normalised with the statistics frozen as they were in training.
+        try:
+            normalize = normalizer_for(norm, DummyVecEnv([lambda: env])).normalize_obs
+        except PerfmodeError as e:
+            raise PerfmodeError(f"{path}: {e}") from None
+
+    def act(obs: np.ndarray) -> int:
+        action, _ = policy.predict(normalize(obs), deterministic=True)
+        return int(action)
+
+    return act
+
+
+def _read_policy(path: Path, trust: bool) -> tuple[Any, Normalization | None]:
+    """The policy (anything with ``predict``) and the normalisation statistics at ``path``."""
+    from perfmode.policy_file import build_policy, folder_weights, zip_weights
+
+    if path.is_dir() and (path / POLICY_FILE).is_file():
+        policy = _built(path, lambda: build_policy(folder_weights(path)))
+        try:
+            return policy, read_normalization(path)
+        except DamagedCheckpoint as e:
+            raise PerfmodeError(str(e)) from None
+    model = path / MODEL_FILE if path.is_dir() else path
+    vecnorm = path / VECNORM_FILE if path.is_dir() else None
+    if trust:
+        log.warning("⚠️  --trust-checkpoint: unpickling %s as Stable-Baselines3 saved it", path)
+        return _sb3_load(model), _sb3_normalization(vecnorm)
+    if vecnorm is not None and vecnorm.exists():
+        raise PerfmodeError(
+            f"{vecnorm} is a pickle (a checkpoint from an older perfmode), which runs code "
+            "when loaded; if you made it yourself, add --trust-checkpoint"
+        )
+    return _built(model, lambda: build_policy(*zip_weights(model))), None
+
+
+def _built(path: Path, build: Callable[[], Any]) -> Any:
+    try:
+        return build()
+    except PerfmodeError as e:
+        raise PerfmodeError(
+            f"{path}: {e}; if you trust the file, `--trust-checkpoint` loads it the "
+            "Stable-Baselines3 way (unpickling it)"
+        ) from None
+
+
+def _sb3_load(model_path: Path) -> Any:
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     try:
-        model = PPO.load(model_path, device="cpu")
+        return PPO.load(model_path, device="cpu")
     # SB3, zipfile and torch raise many types for a bad file; all mean "not a model".
     except Exception as e:
         raise PerfmodeError(
             f"{model_path}: cannot load it as a Stable-Baselines3 PPO model ({type(e).__name__}: {e})"
         ) from None
-    want, got = env.observation_space, model.observation_space
-    if getattr(got, "shape", None) != want.shape:
-        raise PerfmodeError(
-            f"{model_path}: the model expects observations of shape {getattr(got, 'shape', got)}, "
-            f"but env.window={env.cfg.window} gives {want.shape}; evaluate with the config it "
-            "was trained with (--config, or a checkpoint folder with meta.json)"
-        )
-    if model.action_space != env.action_space:
-        raise PerfmodeError(
-            f"{model_path}: the model chooses from {model.action_space}, but "
-            f"env.position_levels={env.cfg.position_levels} gives {env.action_space}"
-        )
-    normalize: Callable[[np.ndarray], np.ndarray] = lambda obs: obs  # noqa: E731
-    if vecnorm_path is not None:
-        try:
-            vn = VecNormalize.load(str(vecnorm_path), DummyVecEnv([lambda: env]))
-        # Unpickling errors come in every type.
-        except Exception as e:
-            raise PerfmodeError(
-                f"{vecnorm_path}: cannot load it ({type(e).__name__}: {e})"
-            ) from None
-        # Normalise observations with the statistics frozen as they were in training.
-        vn.training, vn.norm_reward = False, False
-        normalize = vn.normalize_obs
 
-    def act(obs: np.ndarray) -> int:
-        action, _ = model.predict(normalize(obs), deterministic=True)
-        return int(action)
 
-    return act
+def _sb3_normalization(vecnorm: Path | None) -> Normalization | None:
+    if vecnorm is None or not vecnorm.exists():
+        return None
+    from perfmode.checkpoint_legacy import read_vecnormalize
+
+    try:
+        return read_vecnormalize(vecnorm)
+    except DamagedCheckpoint as e:
+        raise PerfmodeError(str(e)) from None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,21 +90,97 @@ class CpuMeter:
         return cores
 
 
+@dataclass(frozen=True)
+class DroppedRows:
+    rows: int
+    path: Path
+
+
 class MetricsCsv:
     """One row per PPO update; appends across resumes (a header only for a new file).
 
     A file written by another perfmode version keeps its rows and its columns: see
-    :func:`metrics_columns`.
+    :func:`metrics_columns`. A full or read-only disk costs rows, not the run: a failed
+    write is reported once.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._failing = False
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fields = metrics_columns(path, METRICS_FIELDS)
+        try:
+            self.fields = metrics_columns(path, METRICS_FIELDS)
+        except OSError as e:
+            self.fields = list(METRICS_FIELDS)
+            self._failed(e)
 
     def append(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.fields).writerow({k: row.get(k, "") for k in self.fields})
+        line = io.StringIO()
+        csv.DictWriter(line, self.fields).writerow({k: row.get(k, "") for k in self.fields})
+        try:
+            with open(self.path, "a", newline="") as f:
+                f.write(line.getvalue())
+        except OSError as e:
+            self._failed(e)
+        else:
+            self._failing = False
+
+    def _failed(self, e: OSError) -> None:
+        if not self._failing:
+            log.warning(
+                "⚠️  cannot write %s (%s); training goes on, its rows are lost until it can",
+                self.path,
+                e.strerror or e,
+            )
+        self._failing = True
+
+    def continue_from(self, timesteps: int) -> DroppedRows | None:
+        """Keep the rows up to ``timesteps``, where a run resumes; move the rest (rows of
+        updates whose weights were lost, or a line a kill cut short) to the run's archive."""
+        try:
+            return self._continue_from(timesteps)
+        except OSError as e:
+            log.warning(
+                "⚠️  cannot tidy %s (%s); its rows past %s steps stay",
+                self.path,
+                e.strerror or e,
+                f"{timesteps:,}",
+            )
+            return None
+
+    def _continue_from(self, timesteps: int) -> DroppedRows | None:
+        try:
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        except FileNotFoundError:
+            return None
+        if len(lines) <= 1:
+            return None
+        header = next(csv.reader([lines[0]]))
+        if "timesteps" not in header:
+            return None
+        column = header.index("timesteps")
+        keep, drop = [lines[0]], []
+        for line in lines[1:]:
+            done = line.endswith("\n") and _row_steps(line, column) <= timesteps
+            (keep if done else drop).append(line)
+        if not drop:
+            return None
+        archive = self.path.parent / "archive"
+        stamp = utc_now().astimezone().strftime("%Y%m%d-%H%M%S")
+        target = archive / f"{self.path.stem}-dropped-{stamp}.csv"
+        archive.mkdir(exist_ok=True)
+        with open(target, "a", encoding="utf-8", newline="") as f:
+            f.write(lines[0] + "".join(d if d.endswith("\n") else d + "\n" for d in drop))
+        atomic_write_bytes(self.path, "".join(keep).encode("utf-8"))
+        return DroppedRows(len(drop), target)
+
+
+def _row_steps(line: str, column: int) -> float:
+    """A row's timesteps; infinity for a row that has none (so it is never kept by mistake)."""
+    try:
+        return int(next(csv.reader([line]))[column])
+    except (ValueError, IndexError, StopIteration):
+        return math.inf
 
 
 def metrics_columns(path: Path, fields: list[str]) -> list[str]:

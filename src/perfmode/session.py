@@ -24,15 +24,10 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecNormalize
 
 from perfmode import __version__
-from perfmode.checkpoints import (
-    Checkpoint,
-    capture_rng,
-    prune_checkpoints,
-    save_checkpoint,
-)
+from perfmode.checkpoint_io import TrainingState
+from perfmode.checkpoints import Checkpoint, prune_checkpoints, save_checkpoint
 from perfmode.config import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
@@ -41,6 +36,7 @@ from perfmode.governor import Governor, fit_batch
 from perfmode.home import Home
 from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.settings import SettingsStore, utc_now
+from perfmode.trainstate import capture
 
 log = logging.getLogger("perfmode.train")
 
@@ -118,6 +114,19 @@ class TrainingSession:
             SettingsStore(home.settings), config, device=device, on_poll=self._on_poll
         )
         self.metrics = MetricsCsv(home.metrics_file(run))
+        # Rows past the step this run starts from describe updates whose weights were lost
+        # (a kill, a damaged newer checkpoint): they go, so timesteps never repeat.
+        dropped = self.metrics.continue_from(model.num_timesteps)
+        if dropped:
+            log.info(
+                "📈 metrics.csv: %d row(s) past %s steps were from work lost when the run "
+                "stopped; moved to %s",
+                dropped.rows,
+                f"{model.num_timesteps:,}",
+                dropped.path,
+            )
+        # The state at the last rollout boundary: what a stop in the next rollout saves.
+        self.boundary: TrainingState | None = None
         self.cpu = CpuMeter()
         self.callback = _SessionCallback(self)
         self._update_clock: tuple[float, int] | None = None
@@ -133,10 +142,11 @@ class TrainingSession:
     def at_rollout_boundary(self) -> None:
         """Between two updates: weights, counters and normalisation agree; safe to save."""
         self.record_update()
+        self.boundary = capture(self.model, self.venv)
         freq = self.config.training.checkpoint_freq
         last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
         if self.model.num_timesteps // freq > last // freq:
-            self.save()
+            self.save(self.boundary)
         self.status.maybe_write(force=True)
 
     def record_update(self) -> None:
@@ -162,46 +172,65 @@ class TrainingSession:
         self._update_clock = (now, steps)
         self.status.update(timesteps=steps)
 
-    def save(self, final: bool = False) -> Checkpoint:
-        model = self.model
+    def save(self, state: TrainingState | None = None, final: bool = False) -> Checkpoint:
+        """Write ``state`` (default: the model as it is now) as a checkpoint; prune old ones."""
+        state = state or capture(self.model, self.venv)
         k = self.governor.knobs
-        ckpt = save_checkpoint(
-            self.ckpt_dir,
-            model.num_timesteps,
-            model,
-            vecnormalize=self.venv if isinstance(self.venv, VecNormalize) else None,
-            rng_state=capture_rng(self.venv),
-            meta={
-                "run": self.run,
-                "final": final,
-                "mode": k.mode.value,
-                "batch_size": k.batch_size,
-                "n_epochs": k.n_epochs,
-                "n_envs": self.venv.num_envs,
-                "observation_shape": list(self.venv.observation_space.shape),
-                "seed": self.config.training.seed,
-                "config": config_to_mapping(self.config),
-                "data": self.market.info,
-                "versions": {"perfmode": __version__, "torch": torch.__version__},
-            },
-        )
+        meta = {
+            "run": self.run,
+            "final": final,
+            "mode": k.mode.value,
+            "batch_size": k.batch_size,
+            "n_epochs": k.n_epochs,
+            "n_envs": self.venv.num_envs,
+            "observation_shape": list(self.venv.observation_space.shape),
+            "seed": self.config.training.seed,
+            "config": config_to_mapping(self.config),
+            "data": self.market.info,
+            "versions": {"perfmode": __version__, "torch": torch.__version__},
+        }
+        try:
+            ckpt = save_checkpoint(self.ckpt_dir, state, meta)
+        except OSError as e:
+            raise self._save_failed(state.num_timesteps, e) from None
         self.last_checkpoint = ckpt
         prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
         log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
         self.status.update(last_checkpoint=str(ckpt.path), last_checkpoint_timesteps=ckpt.timesteps)
         return ckpt
 
+    def _save_failed(self, timesteps: int, e: OSError) -> PerfmodeError:
+        last = self.last_checkpoint
+        self.status.update(state="failed")
+        with contextlib.suppress(OSError):  # the same disk, most likely
+            self.status.write()
+        kept = (
+            f"{last.path.name} ({last.timesteps:,} steps) is intact; "
+            if last
+            else "no earlier checkpoint; "
+        )
+        return PerfmodeError(
+            f"could not write the checkpoint at {timesteps:,} steps in {self.ckpt_dir}: "
+            f"{e.strerror or e}. {kept}free space or make the folder writable, then run "
+            "`perfmode train` again to resume"
+        )
+
     def finish(self, resumed_from: int | None) -> TrainResult:
         self.callback.remove_hooks()
         steps = self.model.num_timesteps
         stopped = self.stop.requested and steps < self.config.training.total_timesteps
-        if stopped:
-            # learn() stopped inside a rollout that was never trained on: count only the
-            # steps the weights have learned from, so a resume redoes the partial rollout.
-            self.model.num_timesteps = self.callback.boundary_timesteps
+        last = self.last_checkpoint
+        if stopped and self.boundary is not None:
+            # learn() stopped inside a rollout that was never trained on: save the state of
+            # the boundary before it, so a resume redoes that rollout exactly.
+            self.model.num_timesteps = self.boundary.num_timesteps
+            if last and last.timesteps == self.boundary.num_timesteps and not last.legacy:
+                ckpt = last  # that very state is on disk already
+            else:
+                ckpt = self.save(self.boundary)
         else:
             self.record_update()
-        ckpt = self.save(final=not stopped)
+            ckpt = self.save(final=not stopped)
         self.status.update(
             state="stopped" if stopped else "finished", timesteps=self.model.num_timesteps
         )
@@ -287,7 +316,6 @@ class _SessionCallback(BaseCallback):
     def __init__(self, session: TrainingSession) -> None:
         super().__init__()
         self.session = session
-        self.boundary_timesteps = 0
         self._hook: Any = None
 
     def _on_training_start(self) -> None:
@@ -297,7 +325,6 @@ class _SessionCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         gov = self.session.governor
-        self.boundary_timesteps = self.num_timesteps
         gov.end_phase()  # the update just done: timed before a checkpoint is written
         self.session.at_rollout_boundary()
         gov.start_phase("rollout")

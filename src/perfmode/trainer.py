@@ -9,18 +9,25 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
-from perfmode.checkpoints import Checkpoint, latest_checkpoint, load_rng, restore_rng
+from perfmode.checkpoint_io import DamagedCheckpoint
+from perfmode.checkpoints import (
+    Checkpoint,
+    remove_stale_writes,
+    untrusted_refusal,
+    valid_checkpoints,
+)
 from perfmode.config import Config
 from perfmode.env import Market, TradingEnv, load_market
 from perfmode.env.vec_env import TradingVecEnv, TrainingVecNormalize
@@ -29,6 +36,7 @@ from perfmode.home import Home
 from perfmode.policy import LeanMlpPolicy
 from perfmode.runstatus import read_json_object
 from perfmode.session import GovernedPPO, TrainingSession, TrainResult
+from perfmode.trainstate import restore
 
 log = logging.getLogger("perfmode.train")
 
@@ -43,6 +51,7 @@ def train(
     fresh: bool = False,
     progress_bar: bool = False,
     config_summary: Sequence[str] = (),
+    trust_checkpoint: bool = False,
 ) -> TrainResult:
     """Train until ``config.training.total_timesteps`` (resuming if the run has checkpoints).
 
@@ -55,22 +64,22 @@ def train(
         market = load_market(config.env, data)  # bad data fails here, before anything is written
     device, why = pick_device(t.device)
     home.run_dir(run).mkdir(parents=True, exist_ok=True)
-    log.info("📈 %s", market.summary.one_line())
-    log.info(why)
-    _warn_if_modes_change_learning(config)
     _lower_priority(t.nice)
     with _run_lock(home, run):
+        if fresh:  # first: this run's log lines belong in the new train.log
+            _archive_run(home, run)
+        log.info("📈 %s", market.summary.one_line())
+        log.info(why)
+        _warn_if_modes_change_learning(config)
         for line in config_summary:
             log.info("%s", line)
-        if fresh:
-            _archive_checkpoints(home, run)
-        resume = None if fresh else latest_checkpoint(home.checkpoints_dir(run))
-        venv = build_vec_env(config, market, resume)
-        model = (
-            load_model(resume, venv, config, device)
-            if resume
-            else new_model(venv, config, device, home, run)
+        # Under the run lock no other trainer writes here: a half-written folder is a dead one's.
+        for stale in remove_stale_writes(home.checkpoints_dir(run)):
+            log.info("🧹 Removed %s, a checkpoint write that never finished", stale.name)
+        resume, venv, model = _resume_or_start(
+            config, home, run, market, device, fresh=fresh, trust=trust_checkpoint
         )
+        model.set_logger(_sb3_logger(home, run, resumed=resume is not None))
         if resume:
             log.info(
                 "▶️  Resuming run %r from %s (%s / %s steps)",
@@ -94,14 +103,18 @@ def train(
 
         session = TrainingSession(config, home, run, model, venv, market, device, resume)
         model.oom_handler = session.handle_oom
-        with session.stop.installed():
-            model.learn(
-                total_timesteps=remaining,
-                callback=session.callback,
-                reset_num_timesteps=False,
-                progress_bar=progress_bar,
-                tb_log_name=run,
-            )
+        try:
+            with session.stop.installed():
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=session.callback,
+                    reset_num_timesteps=False,
+                    progress_bar=progress_bar,
+                    tb_log_name=run,
+                )
+        except PerfmodeError:
+            venv.close()
+            raise
         return session.finish(resumed_from=resume.timesteps if resume else None)
 
 
@@ -116,6 +129,41 @@ def _warn_if_modes_change_learning(config: Config) -> None:
                 p.batch_size_multiplier,
                 p.epochs_multiplier,
             )
+
+
+def _resume_or_start(
+    config: Config,
+    home: Home,
+    run: str,
+    market: Market,
+    device: str,
+    *,
+    fresh: bool,
+    trust: bool,
+) -> tuple[Checkpoint | None, Any, GovernedPPO]:
+    """The newest checkpoint that restores, its envs and model; or a new model."""
+    for ckpt in [] if fresh else valid_checkpoints(home.checkpoints_dir(run), trust=trust):
+        if ckpt.state is None:
+            raise untrusted_refusal(ckpt)
+        venv = build_vec_env(config, market, ckpt)
+        try:
+            model = load_model(ckpt, venv, config, device, home, run, market)
+        except DamagedCheckpoint as e:
+            # A part that read well but does not fit (an episode off the data, say).
+            venv.close()
+            log.warning(
+                "⚠️  checkpoint %s is damaged (%s); falling back to the one before", ckpt.path, e
+            )
+            continue
+        if ckpt.legacy:
+            log.warning(
+                "⚠️  --trust-checkpoint: loaded the pickles of %s (old format); "
+                "new checkpoints are data only",
+                ckpt.path.name,
+            )
+        return ckpt, venv, model
+    venv = build_vec_env(config, market)
+    return None, venv, new_model(venv, config, device, home, run)
 
 
 def _lower_priority(nice: int) -> None:
@@ -151,7 +199,7 @@ def pick_device(device: str) -> tuple[str, str]:
 
 
 def build_vec_env(config: Config, market: Market, resume: Checkpoint | None = None) -> Any:
-    """The vectorised training env; VecNormalize statistics come back from ``resume``."""
+    """The vectorised training env (checked against ``resume``'s shapes, when given)."""
     t = config.training
     make = functools.partial(TradingEnv, market.train, config.env)
     venv: Any = (
@@ -166,14 +214,8 @@ def build_vec_env(config: Config, market: Market, resume: Checkpoint | None = No
             venv.close()
             raise
     if t.normalize:
-        if resume is not None and resume.vecnormalize is not None:
-            venv = VecNormalize.load(str(resume.vecnormalize), venv)
-        else:
-            if resume is not None:
-                log.warning(
-                    "⚠️  %s has no VecNormalize statistics; starting them afresh", resume.path.name
-                )
-            venv = TrainingVecNormalize(venv, gamma=config.ppo.gamma)
+        # Statistics saved with ``resume`` are put back by load_model (trainstate.restore).
+        venv = TrainingVecNormalize(venv, gamma=config.ppo.gamma)
     return venv
 
 
@@ -217,20 +259,35 @@ def new_model(
     )
 
 
-def load_model(ckpt: Checkpoint, venv: Any, config: Config, device: str) -> GovernedPPO:
-    """The checkpoint's model on ``venv``, with the RNG streams continuing where they were."""
+def load_model(
+    ckpt: Checkpoint,
+    venv: Any,
+    config: Config,
+    device: str,
+    home: Home | None = None,
+    run: str = "default",
+    market: Market | None = None,
+) -> GovernedPPO:
+    """A model built from the config with the checkpoint's state in it: the run goes on
+    exactly where it was (weights, optimizer, counters, RNG streams, episodes, statistics).
+
+    Hyperparameters come from the current config (n_steps, batch and epochs may change
+    between resumes); the network and observation shapes cannot, and are checked first.
+    Episodes continue when the data is the checkpoint's (``market``), else start afresh.
+    """
+    if ckpt.state is None:
+        raise untrusted_refusal(ckpt)
     _check_resumable(ckpt, list(venv.observation_space.shape), config)
-    # Hyperparameters come from the current config (n_steps, batch and epochs may change
-    # between resumes); the network shape cannot and was checked above.
-    model = GovernedPPO.load(ckpt.model, env=venv, device=device, **_hyperparameters(config))
-    # load() re-seeds every RNG with the run's seed and leaves the env to be reset. Reset it
-    # here, then put the saved generator states back so each stream continues.
-    model._last_obs = venv.reset()
-    model._last_episode_starts = np.ones((venv.num_envs,), dtype=bool)
-    if isinstance(venv, VecNormalize):
-        model._last_original_obs = venv.get_original_obs()
-    if ckpt.rng is not None:
-        restore_rng(load_rng(ckpt.rng), venv)
+    model = new_model(venv, config, device, home, run)
+    same_data = market is None or ckpt.meta.get("data") == json.loads(json.dumps(market.info))
+    try:
+        restore(ckpt.state, model, venv, continue_episodes=same_data)
+    except DamagedCheckpoint:
+        raise
+    except PerfmodeError as e:
+        raise PerfmodeError(
+            f"cannot resume from {ckpt.path}: {e}; fix the config or start over with --fresh"
+        ) from None
     return model
 
 
@@ -275,12 +332,51 @@ def _run_lock(home: Home, run: str) -> Iterator[None]:
         lock.release()
 
 
-def _archive_checkpoints(home: Home, run: str) -> None:
-    folder = home.checkpoints_dir(run)
-    if not folder.is_dir() or not any(folder.iterdir()):
+def _sb3_logger(home: Home, run: str, *, resumed: bool) -> Any:
+    """SB3's logger, writing only inside the home: its default makes /tmp/SB3-<time>."""
+    from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.utils import configure_logger
+
+    tensorboard = _tensorboard_dir(home, run)
+    if tensorboard is None:
+        return Logger(folder=None, output_formats=[])
+    return configure_logger(0, tensorboard, run, reset_num_timesteps=not resumed)
+
+
+def _archive_run(home: Home, run: str) -> None:
+    """--fresh: the run's checkpoints, metrics.csv and train.log go to archive/<time>/."""
+    parts = [home.checkpoints_dir(run), home.metrics_file(run), home.log_file(run)]
+    present = [p for p in parts if p.exists() and not (p.is_dir() and not any(p.iterdir()))]
+    if not present:
         return
+    archive = home.run_dir(run) / "archive"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    target = home.run_dir(run) / "archive" / f"checkpoints-{stamp}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    folder.rename(target)
-    log.info("🗄️  --fresh: moved the old checkpoints to %s", target)
+    target = archive / stamp
+    n = 1
+    while target.exists():
+        n += 1
+        target = archive / f"{stamp}-{n}"
+    target.mkdir(parents=True)
+    for p in present:
+        if p == home.log_file(run):
+            _release_log_file(p)
+        p.rename(target / p.name)
+    log.info(
+        "🗄️  --fresh: moved the old %s to %s",
+        ", ".join(p.name for p in present),
+        target,
+    )
+
+
+def _release_log_file(path: Path) -> None:
+    # A handler writing to train.log would follow the renamed file into the archive; closing
+    # its stream makes its next line open train.log afresh (its mode is append).
+    for handler in logging.getLogger("perfmode").handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path:
+            handler.acquire()
+            try:
+                if handler.stream is not None:
+                    handler.stream.close()
+                    handler.stream = None  # type: ignore[assignment]
+            finally:
+                handler.release()

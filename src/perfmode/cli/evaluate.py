@@ -64,6 +64,14 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Load a file that needs unpickling (a checkpoint from an older perfmode, an "
+            "unusual SB3 zip). Unpickling runs code: only for files you made yourself.",
+        ),
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -81,7 +89,7 @@ def evaluate(
     else:
         assert checkpoint is not None
         path = resolve_checkpoint(home_of(home), checkpoint)
-        result = evaluate_checkpoint(path, cfg, data, plot=plot, **read)
+        result = evaluate_checkpoint(path, cfg, data, plot=plot, trust=trust_checkpoint, **read)
     if json_out:
         print_json(result)
         return

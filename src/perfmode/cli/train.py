@@ -75,7 +75,17 @@ def train(
     fresh: Annotated[
         bool,
         typer.Option(
-            "--fresh", help="Start over; the run's old checkpoints are moved to archive/."
+            "--fresh",
+            help="Start over; the run's old checkpoints, metrics.csv and train.log are moved "
+            "to archive/.",
+        ),
+    ] = False,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Resume from a checkpoint saved by an older perfmode (model.zip, rng.pkl, "
+            "vecnormalize.pkl). Unpickling runs code: only for checkpoints you made yourself.",
         ),
     ] = False,
     home: HomeOpt = None,
@@ -120,6 +130,7 @@ def train(
         fresh=fresh,
         progress_bar=sys.stderr.isatty(),
         config_summary=summary,
+        trust_checkpoint=trust_checkpoint,
     )
     if result.checkpoint is not None:
         typer.echo(f"checkpoint: {result.checkpoint}")

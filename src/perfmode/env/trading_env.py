@@ -110,6 +110,32 @@ class TradingEnv(gym.Env[np.ndarray, np.int64]):
     def drawdown(self) -> float:
         return 1.0 - self._equity / self._peak
 
+    def get_state(self) -> dict[str, Any]:
+        """Where the episode stands, as JSON-able data (the generator is saved separately)."""
+        return {
+            "t": self._t,
+            "end": self._end,
+            "position": self._pos,
+            "equity": self._equity,
+            "peak": self._peak,
+            "entry": self._entry,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue the episode :meth:`get_state` described; ValueError if it cannot be."""
+        try:
+            t, end = state["t"], state["end"]
+            floats = [float(state[k]) for k in ("position", "equity", "peak", "entry")]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not an episode state ({e!r})") from None
+        ints_ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (t, end))
+        if not (ints_ok and self._first <= t <= end <= self._last):
+            raise ValueError(f"rows t={t!r}, end={end!r} are outside this data")
+        if not all(math.isfinite(v) for v in floats) or min(floats[1:]) <= 0.0:
+            raise ValueError("position and equity must be finite, equity positive")
+        self._t, self._end = t, end
+        self._pos, self._equity, self._peak, self._entry = floats
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -1,0 +1,95 @@
+"""A policy read from a file without running any of it.
+
+A Stable-Baselines3 ``.zip`` keeps the policy's weights in ``policy.pth`` and everything
+else in ``data``, where schedules, spaces and classes are cloudpickled: ``PPO.load`` runs
+whatever those pickles say. Here the weights are read with ``torch.load(weights_only=True)``,
+the network is rebuilt from their shapes (an MLP actor-critic with a discrete action, what
+perfmode trains), and ``data`` is read as plain JSON for the activation function only.
+A file this cannot rebuild is refused; ``--trust-checkpoint`` loads it the SB3 way.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from perfmode.checkpoint_io import DamagedCheckpoint, load_weights, read_weights
+from perfmode.checkpoint_legacy import check_zip, zip_data, zip_member
+from perfmode.errors import PerfmodeError
+
+# Activation functions a policy may name; looked up in torch.nn by these names only.
+_ACTIVATIONS = ("Tanh", "ReLU", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Softplus", "Mish")
+_LAYER = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight$")
+
+
+def zip_weights(path: Path) -> tuple[dict[str, Any], str]:
+    """The policy weights in an SB3 zip and its activation function's name."""
+    try:
+        check_zip(path)
+        weights = load_weights(zip_member(path, "policy.pth"), f"{path}:policy.pth")
+        activation = _activation(zip_data(path).get("policy_kwargs"))
+    except DamagedCheckpoint as e:
+        raise PerfmodeError(f"cannot load it as a Stable-Baselines3 PPO model: {e}") from None
+    return weights, activation
+
+
+def folder_weights(folder: Path) -> dict[str, Any]:
+    try:
+        return read_weights(folder / "policy.pth")
+    except DamagedCheckpoint as e:
+        raise PerfmodeError(str(e)) from None
+
+
+def build_policy(weights: dict[str, Any], activation: str = "Tanh") -> Any:
+    """An ActorCriticPolicy shaped by ``weights`` (which it then holds), on the CPU."""
+    import numpy as np
+    import torch
+    from gymnasium import spaces
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    try:
+        layers: dict[str, dict[int, Any]] = {"policy_net": {}, "value_net": {}}
+        for key, value in weights.items():
+            if m := _LAYER.match(key):
+                layers[m.group(1)][int(m.group(2))] = value
+        pi = [int(layers["policy_net"][i].shape[0]) for i in sorted(layers["policy_net"])]
+        vf = [int(layers["value_net"][i].shape[0]) for i in sorted(layers["value_net"])]
+        action = weights["action_net.weight"]
+        first = next(
+            (layers[n][min(layers[n])] for n in ("policy_net", "value_net") if layers[n]),
+            action,
+        )
+        n_obs, n_actions = int(first.shape[1]), int(action.shape[0])
+    except (KeyError, AttributeError, IndexError, TypeError) as e:
+        raise PerfmodeError(
+            f"its weights are not an MLP actor-critic with discrete actions ({e!r})"
+        ) from None
+    obs_space = spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
+    policy = ActorCriticPolicy(
+        obs_space,
+        spaces.Discrete(n_actions),
+        lr_schedule=lambda _: 0.0,
+        net_arch={"pi": pi, "vf": vf},
+        activation_fn=getattr(torch.nn, activation),
+    )
+    try:
+        policy.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise PerfmodeError(
+            f"its weights do not fit an MLP actor-critic ({str(e).splitlines()[0]})"
+        ) from None
+    policy.set_training_mode(False)
+    return policy
+
+
+def _activation(kwargs: Any) -> str:
+    # A plain dict: JSON-able kwargs, so the default activation. A serialized one keeps a
+    # readable copy of each entry beside the pickle: "<class 'torch.nn....ReLU'>".
+    if not isinstance(kwargs, dict) or "activation_fn" not in kwargs:
+        return "Tanh"
+    m = re.search(r"\.(\w+)'>$", str(kwargs["activation_fn"]))
+    name = m.group(1) if m else str(kwargs["activation_fn"])
+    if name not in _ACTIVATIONS:
+        raise DamagedCheckpoint(f"its activation function {name!r} is not one perfmode knows")
+    return name
