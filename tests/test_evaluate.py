@@ -205,7 +205,7 @@ def test_shared_zip_with_code_in_its_schedule_is_evaluated_without_running_it(
     assert res.exit_code == 0, res.output
     assert not marker.exists()
     # The same policy as the zip it was made from: the weights are all that was read.
-    planted = json.loads(res.output)
+    planted = json.loads(res.stdout)
     assert (
         planted["policy"]["total_return"]
         == evaluate_checkpoint(trained["zip"], CFG)["policy"]["total_return"]
