@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,10 +79,10 @@ def plot_bench(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    fig = Figure(figsize=(10, 5), layout="constrained")
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    handles = []
+    handles: list[Any] = []
     for mode, colour in _MODE_COLOURS.items():
         spans = [(a, b) for a, b, m in segments if m == mode]
         for a, b in spans:
@@ -118,7 +119,8 @@ def plot_bench(
     ax.set_xlim(left=0)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(handles=handles, loc="upper left", fontsize="small", framealpha=0.9)
+    # Below the axes: inside, it would hide the first points of the run.
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
     path = Path(path)
     try:
         fig.savefig(path, format="png", dpi=110)

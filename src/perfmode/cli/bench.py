@@ -29,8 +29,8 @@ def bench(
         typer.Option(
             "--minutes",
             help="Measuring time (fractions work): 3/4 alternating quiet and performance, "
-            "1/4 plain SB3 (all of it in the modes with --no-reference). Start-up and "
-            "warm-up come on top (typically 10-30 s).",
+            "1/4 plain SB3 (all of it in the modes with --no-reference). Start-up, warm-up "
+            "and plain SB3's first rollout and update come on top.",
         ),
     ] = 2.0,
     no_reference: Annotated[
@@ -131,7 +131,7 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     lines.append(
         f"Measured: {result['config']}, {result['data']} data; {p['segments']} alternating "
         f"segments of {p['segment_seconds']:g} s (the first {p['settle_seconds']:g} s after "
-        f"each switch skipped){ref}."
+        f"each switch skipped){ref}; {_span(result['elapsed_seconds'])} in all."
     )
     threads = result.get("performance_threads") or {}
     if threads.get("rollout") is not None:
@@ -156,6 +156,11 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     if result.get("plot"):
         lines.append(f"Plot: {result['plot']}")
     return lines
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _num(value: float | None, spec: str, unit: str = "") -> str:
