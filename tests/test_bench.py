@@ -111,8 +111,8 @@ def test_json_without_reference(places: Places) -> None:
             "steps_per_s",
             "cpu_cores",
             "peak_memory_mib",
-            "gpu_util_percent",
-            "gpu_memory_mib",
+            "gpu_util_pct",
+            "gpu_mem_used_mib",
         }
         assert rows[mode]["windows"] == 2 and rows[mode]["cpu_cores"] > 0
     assert set(report["ratios"]["performance/quiet"]) == {

@@ -21,6 +21,7 @@ CPU use is measured alongside, because it changes every figure.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,24 +30,30 @@ from perfmode.bench.figures import metrics_timeline
 from perfmode.bench.plan import MAX_MINUTES, MIN_MINUTES, BenchRequest, Plan, Progress
 from perfmode.bench.processes import sigterm_as_interrupt
 from perfmode.bench.runner import Bench
-from perfmode.config import Config, load_config
+from perfmode.config import Config
 from perfmode.errors import UsageError
 
 __all__ = ["BenchRequest", "Plan", "check_plot_path", "check_request", "run_bench"]
 
 
 def check_request(request: BenchRequest) -> Config:
-    """The config to bench; every bad input fails here, before anything starts."""
+    """The config both children train on (``--data`` folded in); every bad input fails
+    here, before anything starts."""
     if not MIN_MINUTES <= request.minutes <= MAX_MINUTES:
         raise UsageError(
             f"--minutes is {request.minutes:g}; it must be from {MIN_MINUTES:g} to {MAX_MINUTES:g}"
         )
     if request.plot is not None:
         check_plot_path(request.plot)
-    config = load_config(request.config_path)
+    config = request.config
+    if request.data is not None:
+        data = request.data
+        if data != "synthetic" and Path(data).expanduser().exists():
+            data = str(Path(data).expanduser().resolve())  # the children's cwd may differ
+        config = dataclasses.replace(config, env=config.env.replace(data=data))
     from perfmode.env import load_market
 
-    load_market(config.env, request.data)  # a bad CSV fails here, in one line
+    load_market(config.env)  # a bad price file fails here, in one line
     return config
 
 

@@ -42,8 +42,8 @@ class Tally:
             "cpu_cores": ratio(self.cpu_seconds, self.wall_seconds, 3),
             "peak_memory_mib": round(self.peak_rss / MIB, 1) if self.peak_rss else None,
             # Filled in once GPU use is measured (NVML); null means "not measured".
-            "gpu_util_percent": None,
-            "gpu_memory_mib": None,
+            "gpu_util_pct": None,
+            "gpu_mem_used_mib": None,
             "timesteps": self.steps,
             "measured_seconds": round(self.wall_seconds, 1),
             "windows": self.windows,

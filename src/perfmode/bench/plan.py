@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from perfmode.config import Config
 
 MODE_SHARE = 0.75
 """Of the time asked for, the share spent alternating modes; plain SB3 gets the rest."""
@@ -26,8 +28,11 @@ Progress = Callable[[str, float, float], None]
 
 @dataclass(frozen=True)
 class BenchRequest:
-    config_path: Path | None = None
+    config: Config = field(default_factory=Config)
+    """The user's config, with the command line's data options applied."""
+    config_name: str = "default config"
     data: str | None = None
+    """A price file or 'synthetic' instead of ``env.data``."""
     minutes: float = 2.0
     reference: bool = True
     plot: Path | None = None

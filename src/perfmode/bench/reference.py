@@ -38,7 +38,7 @@ PARENT_CHECK_STEPS = 256
 """Env steps between two looks at whether the bench that started us is still there."""
 
 
-def build_plain_model(config: Any, data: str | None) -> Any:
+def build_plain_model(config: Any) -> Any:
     """Plain SB3 on the config: its env stack, MlpPolicy, the same hyperparameters."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import (
@@ -52,7 +52,7 @@ def build_plain_model(config: Any, data: str | None) -> Any:
     from perfmode.trainer import _hyperparameters, pick_device
 
     t = config.training
-    market = load_market(config.env, data)
+    market = load_market(config.env)
     make = functools.partial(TradingEnv, market.train, config.env)
     vec_cls = SubprocVecEnv if t.vec_env == "subproc" else DummyVecEnv
     venv: Any = VecMonitor(vec_cls([make] * t.n_envs))
@@ -62,19 +62,19 @@ def build_plain_model(config: Any, data: str | None) -> Any:
         "MlpPolicy",
         venv,
         seed=t.seed,
-        device=pick_device(t.device),
+        device=pick_device(t.device)[0],  # the device perfmode trains on: same hardware
         policy_kwargs={"net_arch": list(config.ppo.net_arch)},
         verbose=0,
         **_hyperparameters(config),
     )
 
 
-def run(config_path: Path | None, data: str | None, seconds: float, events: Path) -> None:
+def run(config_path: Path, seconds: float, events: Path) -> None:
     from stable_baselines3.common.callbacks import BaseCallback
 
     from perfmode.config import load_config
 
-    model = build_plain_model(load_config(config_path), data)
+    model = build_plain_model(load_config(config_path))
     me = psutil.Process()
     parent = os.getppid()
     out = open(events, "a", encoding="utf-8")  # noqa: SIM115  (open for the whole run)
@@ -121,12 +121,11 @@ def run(config_path: Path | None, data: str | None, seconds: float, events: Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m perfmode.bench.reference")
-    parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--data", default=None)
+    parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--events", type=Path, required=True)
     args = parser.parse_args(argv)
-    run(args.config, args.data, args.seconds, args.events)
+    run(args.config, args.seconds, args.events)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from perfmode.bench.figures import Tally, machine_info, ratio, ratios
 from perfmode.bench.plan import (
     APPLY_TIMEOUT_S,
@@ -21,7 +23,7 @@ from perfmode.bench.plan import (
     Progress,
 )
 from perfmode.bench.processes import Child, read_event, tree_cpu_seconds, tree_rss
-from perfmode.config import Config
+from perfmode.config import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
 from perfmode.home import Home
 from perfmode.load import LoadSensor
@@ -81,12 +83,11 @@ class Bench:
         return self._spawn("plain SB3 reference", cmd, "reference.log", stdin=True)
 
     def _config_args(self) -> list[str]:
-        args = []
-        if self.request.config_path is not None:
-            args += ["--config", str(Path(self.request.config_path).expanduser().resolve())]
-        if self.request.data is not None:
-            args += ["--data", self.request.data]
-        return args
+        # One file for both children: the same env, data and hyperparameters, by construction.
+        path = self.root / "config.yaml"
+        if not path.exists():
+            path.write_text(yaml.safe_dump(config_to_mapping(self.config)), encoding="utf-8")
+        return ["--config", str(path)]
 
     def _warm_up(self) -> None:
         """Start-up, the first update, and performance mode's thread trial: not measured."""
@@ -271,8 +272,8 @@ class Bench:
                 "max_cores": round(max(self.foreign), 3) if self.foreign else None,
             },
             "performance_threads": self.threads,
-            "config": str(self.request.config_path or "default config"),
-            "data": self.request.data or self.config.env.data,
+            "config": self.request.config_name,
+            "data": self.config.env.data,
             "plan": self.plan.as_dict(),
             "segments": self.segments,
             "elapsed_seconds": round(time.monotonic() - self.t0, 1),

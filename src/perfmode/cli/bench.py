@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from perfmode.cli.app import JsonOpt, app, print_json
+from perfmode.cli.data import DateFormatOpt, SymbolOpt, with_data_options
 from perfmode.cli.train import ConfigOpt, DataOpt
 
 _ROWS = (("quiet", "quiet"), ("performance", "performance"), ("plain_sb3", "plain SB3"))
@@ -24,6 +26,8 @@ _RATIOS = (
 def bench(
     config: ConfigOpt = None,
     data: DataOpt = None,
+    symbol: SymbolOpt = None,
+    date_format: DateFormatOpt = None,
     minutes: Annotated[
         float,
         typer.Option(
@@ -60,8 +64,12 @@ def bench(
     Ctrl-C stops everything and exits 130.
     """
     from perfmode.bench import BenchRequest, run_bench
+    from perfmode.config import load_config
 
-    request = BenchRequest(config, data, minutes, not no_reference, plot)
+    cfg = load_config(config)
+    cfg = dataclasses.replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
+    name = str(config) if config is not None else "default config"
+    request = BenchRequest(cfg, name, data, minutes, not no_reference, plot)
     try:
         with _progress_bar() as progress:
             result = run_bench(request, progress)
@@ -112,7 +120,7 @@ def table_lines(result: dict[str, Any]) -> list[str]:
             f"{_num(row['cpu_cores'], '.2f'):>11}"
             f"{_num(row['peak_memory_mib'], ',.0f', ' MiB'):>13}"
         )
-        lines.append(line + (f"{_num(row['gpu_util_percent'], '.0f', '%'):>6}" if gpu else ""))
+        lines.append(line + (f"{_num(row['gpu_util_pct'], '.0f', '%'):>6}" if gpu else ""))
     for key, label in _RATIOS:
         r = result["ratios"][key]
         if r is not None:
