@@ -8,13 +8,16 @@ import re
 import signal
 import subprocess
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from typer.testing import CliRunner
 
+from perfmode.bench.figures import metrics_timeline
 from perfmode.cli import app
 from tests.conftest import PERFMODE, run_perfmode, wait_for
 from tests.trainkit import write_config
@@ -61,75 +64,79 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Places:
 
 
 @pytest.fixture(scope="module")
-def table_run(places: Places) -> tuple[subprocess.CompletedProcess[str], Path]:
+def real_run(places: Places) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One real bench with plain SB3: the trainer's modes and the reference, --json, --plot."""
     plot = places.root / "charts" / "bench.png"
     plot.parent.mkdir()
-    return places.bench("--minutes", "0.3", "--plot", str(plot)), plot
+    return places.bench("--minutes", "0.3", "--json", "--plot", str(plot)), plot
 
 
-def test_table_has_a_row_per_mode_and_plain_sb3_with_real_figures(table_run) -> None:
-    result, _ = table_run
+@pytest.fixture
+def report(real_run) -> dict[str, Any]:
+    result, _ = real_run
     assert result.returncode == 0, result.stderr
-    rows = {m[1]: m for line in result.stdout.splitlines() if (m := ROW.match(line))}
-    assert set(rows) == {"quiet", "performance", "plain SB3"}, result.stdout
-    for label, m in rows.items():
-        steps, cores, mib = (float(g.replace(",", "")) for g in m.groups()[1:])
-        assert steps > 0, f"{label} measured no steps:\n{result.stdout}"
-        assert cores > 0 and mib > 50, result.stdout
-    ratios = {m[1] for line in result.stdout.splitlines() if (m := RATIO.match(line))}
-    assert ratios == {"quiet", "plain SB3"}, result.stdout
-    assert "Machine: " in result.stdout and "torch " in result.stdout
-    assert "Other programs used" in result.stdout
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    return json.loads(result.stdout)
 
 
-def test_bench_leaves_no_process_no_temp_home_and_nothing_in_the_users_home(
-    table_run, places: Places
-) -> None:
-    result, _ = table_run
-    assert result.returncode == 0, result.stderr
-    assert places.leftovers() == []
-    assert list(places.user.iterdir()) == []
-
-
-def test_plot_is_a_png_of_the_run(table_run) -> None:
-    result, plot = table_run
-    assert result.returncode == 0, result.stderr
-    assert plot.read_bytes().startswith(PNG_MAGIC)
-    assert f"Plot: {plot}" in result.stdout
-
-
-def test_json_without_reference(places: Places) -> None:
-    result = places.bench("--minutes", "0.1", "--no-reference", "--json")
-    assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
-    assert set(report) >= {"rows", "ratios", "machine", "foreign_cpu", "plan", "segments"}
+def test_both_modes_and_plain_sb3_are_measured_with_real_figures(report) -> None:
     rows = report["rows"]
-    assert rows["plain_sb3"] is None and report["ratios"]["performance/plain_sb3"] is None
-    for mode in ("quiet", "performance"):
-        assert set(rows[mode]) >= {
-            "steps_per_s",
-            "cpu_cores",
-            "peak_memory_mib",
-            "gpu_util_pct",
-            "gpu_mem_used_mib",
-        }
-        assert rows[mode]["windows"] == 2 and rows[mode]["cpu_cores"] > 0
-    assert set(report["ratios"]["performance/quiet"]) == {
+    assert set(rows) == {"quiet", "performance", "plain_sb3"}
+    for name, row in rows.items():
+        assert row["steps_per_s"] > 0, f"{name} measured no steps: {row}"
+        assert row["cpu_cores"] > 0 and row["peak_memory_mib"] > 50, row
+        assert row["gpu_util_pct"] is None and row["gpu_mem_used_mib"] is None  # no GPU here
+    assert rows["quiet"]["windows"] == rows["performance"]["windows"] == 2
+    ratio = report["ratios"]["performance/quiet"]["steps_per_s"]
+    assert ratio == pytest.approx(
+        rows["performance"]["steps_per_s"] / rows["quiet"]["steps_per_s"], rel=1e-2
+    )
+    assert set(report["ratios"]["performance/plain_sb3"]) == {
         "steps_per_s",
         "cpu_cores",
         "peak_memory_mib",
     }
-    assert report["machine"]["device"] == "cpu" and report["machine"]["gpu"] is None
     assert [s["mode"] for s in report["segments"]] == ["quiet", "performance"] * 2
-    assert report["plan"]["reference_seconds"] == 0
+    assert report["machine"]["device"] == "cpu" and report["machine"]["torch"]
+    assert report["foreign_cpu"]["mean_cores"] is not None
+    assert report["plan"]["reference_seconds"] == pytest.approx(4.5)
+
+
+def test_without_json_the_same_figures_print_as_a_table(
+    report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The printing layer on the real run's result (the run itself is the fixture's).
+    monkeypatch.setattr("perfmode.bench.run_bench", lambda request, progress: report)
+    out = CliRunner().invoke(app, ["bench"]).stdout
+    rows = {m[1]: m for line in out.splitlines() if (m := ROW.match(line))}
+    assert set(rows) == {"quiet", "performance", "plain SB3"}, out
+    for label, key in (("quiet", "quiet"), ("plain SB3", "plain_sb3")):
+        assert rows[label][2] == f"{report['rows'][key]['steps_per_s']:,.0f}"
+    ratios = {m[1] for line in out.splitlines() if (m := RATIO.match(line))}
+    assert ratios == {"quiet", "plain SB3"}, out
+    assert f"Machine: {report['machine']['cores']} cores" in out
+    assert "Other programs used" in out
+
+
+def test_bench_leaves_no_process_no_temp_home_and_nothing_in_the_users_home(
+    report, places: Places
+) -> None:
     assert places.leftovers() == []
+    assert list(places.user.iterdir()) == []
 
 
-def test_ctrl_c_stops_the_trainer_and_exits_130(places: Places) -> None:
+def test_plot_is_a_png_of_the_run(report, real_run) -> None:
+    _, plot = real_run
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+    assert report["plot"] == str(plot)
+
+
+def test_ctrl_c_stops_the_trainer_and_exits_130_and_no_reference_starts_none(
+    places: Places,
+) -> None:
     env = {**os.environ, **places.env, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [*PERFMODE, "bench", "--config", str(places.config), "--minutes", "5"],
+        [*PERFMODE, "bench", "--config", str(places.config), "--minutes", "5", "--no-reference"],
         cwd=places.user,
         env=env,
         stdout=subprocess.PIPE,
@@ -150,7 +157,7 @@ def test_ctrl_c_stops_the_trainer_and_exits_130(places: Places) -> None:
         pid = wait_for("the bench's trainer to start", trainer_pid, timeout=300)
         children = psutil.Process(proc.pid).children(recursive=True)
         names = [" ".join(c.cmdline()) for c in children]
-        assert any("perfmode.bench.reference" in n for n in names), names  # plain SB3 waits
+        assert not any("perfmode.bench.reference" in n for n in names), names  # --no-reference
         assert pid in [c.pid for c in children]
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = proc.communicate(timeout=300)
@@ -186,3 +193,25 @@ def test_bad_input_fails_in_one_line_before_anything_starts(
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert result.stdout == ""
     assert places.leftovers() == [] and list(places.user.iterdir()) == []
+
+
+def test_timeline_places_updates_by_their_lengths_within_the_clocks_second(
+    tmp_path: Path,
+) -> None:
+    # metrics.csv stamps whole seconds; the chart needs better: each update's length is
+    # steps / fps, and updates are back to back.
+    t0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC).timestamp()
+    lengths, fps = [1.25, 0.8, 2.0, 0.4, 1.1], 1000.0
+    ends = list(t0 + 10.9 + np.cumsum(lengths) - lengths[0])  # the first stamp says 10 s
+    lines = ["time,timesteps,mode,fps"]
+    for i, end in enumerate(ends):
+        stamp = datetime.fromtimestamp(int(end), UTC).isoformat(timespec="seconds")
+        lines.append(f"{stamp},{round(fps * sum(lengths[: i + 1]))},quiet,{fps}")
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    points = metrics_timeline(path, t0)
+    truth = [end - length / 2 - t0 for end, length in zip(ends, lengths, strict=True)]
+    assert [p[2] for p in points] == ["quiet"] * 5
+    assert all(abs(p[0] - t) <= 0.5 for p, t in zip(points, truth, strict=True)), points
+    gaps = np.diff([p[0] for p in points])
+    assert gaps == pytest.approx(np.diff(truth), abs=1e-3)

@@ -51,13 +51,13 @@ class Child:
 
     def __init__(self, name: str, cmd: list[str], log: Path, *, stdin: bool = False) -> None:
         self.name, self.log = name, log
-        # SB3 makes a log folder in the system temp dir on every learn(); keep it in ours.
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                # SB3 makes a log folder in the system temp dir at every learn(): in ours.
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "SB3_LOGDIR": str(log.parent / "sb3")},
             )
         self.root = psutil.Process(self.proc.pid)
