@@ -1,6 +1,14 @@
 """The ``perfmode`` command line: a thin Typer layer over the library."""
 
-from perfmode.cli import config, data, evaluate, mode, schedule, train  # noqa: F401  (registers commands)
+from perfmode.cli import (  # noqa: F401  (registers commands)
+    bench,
+    config,
+    data,
+    evaluate,
+    mode,
+    schedule,
+    train,
+)
 from perfmode.cli.app import app
 
 

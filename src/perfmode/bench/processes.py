@@ -1,0 +1,131 @@
+"""The bench's children: a subprocess with its output in a file, measured and stopped as a
+whole process tree; and SIGTERM turned into the same clean stop as Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from perfmode.errors import PerfmodeError
+
+STOP_TIMEOUT_S = 30.0
+"""How long a child may take to stop after SIGTERM before it is killed."""
+
+
+def tree_members(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """User + system CPU time of ``root`` and its live children."""
+    total = 0.0
+    for p in tree_members(root):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def tree_rss(root: psutil.Process) -> int:
+    total = 0
+    for p in tree_members(root):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+class Child:
+    """A subprocess of the bench with its output in a log file; stopped with its whole tree."""
+
+    def __init__(self, name: str, cmd: list[str], log: Path, *, stdin: bool = False) -> None:
+        self.name, self.log = name, log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                # SB3 makes a log folder in the system temp dir at every learn(): in ours.
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "SB3_LOGDIR": str(log.parent / "sb3")},
+            )
+        self.root = psutil.Process(self.proc.pid)
+
+    def check_alive(self) -> None:
+        code = self.proc.poll()
+        if code is not None:
+            raise PerfmodeError(
+                f"the {self.name} exited (status {code}) before the bench was done: "
+                f"{self.last_line()}"
+            )
+
+    def last_line(self) -> str:
+        try:
+            lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        return next((line.strip() for line in reversed(lines) if line.strip()), "(no output)")
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        """SIGTERM (a trainer saves and exits), then SIGKILL for whatever is left."""
+        family = tree_members(self.root)
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            # A second Ctrl-C while waiting must not leave the children behind.
+            with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+                self.proc.wait(STOP_TIMEOUT_S)
+        for p in family:
+            with contextlib.suppress(psutil.Error):
+                p.kill()  # psutil checks the pid still names the same process
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the bench the way Ctrl-C does: children stopped, nothing left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def read_event(path: Path, name: str) -> dict[str, Any] | None:
+    """The first ``{"event": name, ...}`` line of a JSON-lines file, or None."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("event") == name:
+                return event
+    return None

@@ -1,0 +1,217 @@
+"""``perfmode bench`` as a user runs it: real trainer and plain-SB3 processes, short runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from perfmode.bench.figures import metrics_timeline
+from perfmode.cli import app
+from tests.conftest import PERFMODE, run_perfmode, wait_for
+from tests.trainkit import write_config
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROW = re.compile(r"^(quiet|performance|plain SB3)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+) MiB$")
+RATIO = re.compile(r"^performance / (quiet|plain SB3)\s+([\d.]+)×")
+
+
+class Places:
+    """The user's home (also the current directory), the system temp dir, a tiny config."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.user = root / "user"
+        self.tmp = root / "tmp"
+        self.user.mkdir()
+        self.tmp.mkdir()
+        # No checkpoints in a short bench: they would be most of its time.
+        self.config = write_config(root / "tiny.yaml", training={"checkpoint_freq": 10**9})
+
+    @property
+    def env(self) -> dict[str, str | None]:
+        return {"PERFMODE_HOME": str(self.user), "TMPDIR": str(self.tmp)}
+
+    def bench(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_perfmode(
+            "bench", "--config", str(self.config), *args, timeout=600, env=self.env, cwd=self.user
+        )
+
+    def leftovers(self) -> list[str]:
+        """Bench temp homes still on disk and processes still running from one."""
+        left = [str(p) for p in self.tmp.glob("perfmode-bench-*")]
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if str(self.tmp) in cmdline:
+                left.append(f"pid {proc.pid}: {cmdline}")
+        return left
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory: pytest.TempPathFactory) -> Places:
+    return Places(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def real_run(places: Places) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One real bench with plain SB3: the trainer's modes and the reference, --json, --plot."""
+    plot = places.root / "charts" / "bench.png"
+    plot.parent.mkdir()
+    return places.bench("--minutes", "0.3", "--json", "--plot", str(plot)), plot
+
+
+@pytest.fixture
+def report(real_run) -> dict[str, Any]:
+    result, _ = real_run
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    return json.loads(result.stdout)
+
+
+def test_both_modes_and_plain_sb3_are_measured_with_real_figures(report) -> None:
+    rows = report["rows"]
+    assert set(rows) == {"quiet", "performance", "plain_sb3"}
+    for name, row in rows.items():
+        assert row["steps_per_s"] > 0, f"{name} measured no steps: {row}"
+        assert row["cpu_cores"] > 0 and row["peak_memory_mib"] > 50, row
+        assert row["gpu_util_pct"] is None and row["gpu_mem_used_mib"] is None  # no GPU here
+    assert rows["quiet"]["windows"] == rows["performance"]["windows"] == 2
+    ratio = report["ratios"]["performance/quiet"]["steps_per_s"]
+    assert ratio == pytest.approx(
+        rows["performance"]["steps_per_s"] / rows["quiet"]["steps_per_s"], rel=1e-2
+    )
+    assert set(report["ratios"]["performance/plain_sb3"]) == {
+        "steps_per_s",
+        "cpu_cores",
+        "peak_memory_mib",
+    }
+    assert [s["mode"] for s in report["segments"]] == ["quiet", "performance"] * 2
+    assert report["machine"]["device"] == "cpu" and report["machine"]["torch"]
+    assert report["foreign_cpu"]["mean_cores"] is not None
+    assert report["plan"]["reference_seconds"] == pytest.approx(4.5)
+
+
+def test_without_json_the_same_figures_print_as_a_table(
+    report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The printing layer on the real run's result (the run itself is the fixture's).
+    monkeypatch.setattr("perfmode.bench.run_bench", lambda request, progress: report)
+    out = CliRunner().invoke(app, ["bench"]).stdout
+    rows = {m[1]: m for line in out.splitlines() if (m := ROW.match(line))}
+    assert set(rows) == {"quiet", "performance", "plain SB3"}, out
+    for label, key in (("quiet", "quiet"), ("plain SB3", "plain_sb3")):
+        assert rows[label][2] == f"{report['rows'][key]['steps_per_s']:,.0f}"
+    ratios = {m[1] for line in out.splitlines() if (m := RATIO.match(line))}
+    assert ratios == {"quiet", "plain SB3"}, out
+    assert f"Machine: {report['machine']['cores']} cores" in out
+    assert "Other programs used" in out
+
+
+def test_bench_leaves_no_process_no_temp_home_and_nothing_in_the_users_home(
+    report, places: Places
+) -> None:
+    assert places.leftovers() == []
+    assert list(places.user.iterdir()) == []
+
+
+def test_plot_is_a_png_of_the_run(report, real_run) -> None:
+    _, plot = real_run
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+    assert report["plot"] == str(plot)
+
+
+def test_ctrl_c_stops_the_trainer_and_exits_130_and_no_reference_starts_none(
+    places: Places,
+) -> None:
+    env = {**os.environ, **places.env, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*PERFMODE, "bench", "--config", str(places.config), "--minutes", "5", "--no-reference"],
+        cwd=places.user,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a shell job
+    )
+    try:
+
+        def trainer_pid() -> int | None:
+            for status in places.tmp.glob("perfmode-bench-*/runs/default/status.json"):
+                try:
+                    return json.loads(status.read_text())["pid"]
+                except (OSError, ValueError, KeyError):
+                    return None
+            return None
+
+        pid = wait_for("the bench's trainer to start", trainer_pid, timeout=300)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        names = [" ".join(c.cmdline()) for c in children]
+        assert not any("perfmode.bench.reference" in n for n in names), names  # --no-reference
+        assert pid in [c.pid for c in children]
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert out == "" and len(err.strip().splitlines()) == 1 and "Interrupted" in err
+    assert not any(c.is_running() for c in children)
+    assert places.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--plot", "chart.jpg"], "ending in .png"),
+        (["--plot", "no-such-folder/chart.png"], "does not exist"),
+        (["--config", "missing.yaml"], "does not exist"),
+        (["--data", "prices.csv"], "no close column"),
+        (["--minutes", "0"], "--minutes"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_anything_starts(
+    places: Places, monkeypatch: pytest.MonkeyPatch, args: list[str], says: str
+) -> None:
+    (places.root / "prices.csv").write_text("Date,Volume\n2024-01-02,100\n")
+    monkeypatch.chdir(places.user)
+    monkeypatch.setattr(tempfile, "tempdir", str(places.tmp))
+    args = [str(places.root / a) if a.endswith((".csv", ".yaml")) else a for a in args]
+    result = CliRunner().invoke(app, ["bench", *args], env={"PERFMODE_HOME": str(places.user)})
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert result.stdout == ""
+    assert places.leftovers() == [] and list(places.user.iterdir()) == []
+
+
+def test_timeline_places_updates_by_their_lengths_within_the_clocks_second(
+    tmp_path: Path,
+) -> None:
+    # metrics.csv stamps whole seconds; the chart needs better: each update's length is
+    # steps / fps, and updates are back to back.
+    t0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC).timestamp()
+    lengths, fps = [1.25, 0.8, 2.0, 0.4, 1.1], 1000.0
+    ends = list(t0 + 10.9 + np.cumsum(lengths) - lengths[0])  # the first stamp says 10 s
+    lines = ["time,timesteps,mode,fps"]
+    for i, end in enumerate(ends):
+        stamp = datetime.fromtimestamp(int(end), UTC).isoformat(timespec="seconds")
+        lines.append(f"{stamp},{round(fps * sum(lengths[: i + 1]))},quiet,{fps}")
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    points = metrics_timeline(path, t0)
+    truth = [end - length / 2 - t0 for end, length in zip(ends, lengths, strict=True)]
+    assert [p[2] for p in points] == ["quiet"] * 5
+    assert all(abs(p[0] - t) <= 0.5 for p, t in zip(points, truth, strict=True)), points
+    gaps = np.diff([p[0] for p in points])
+    assert gaps == pytest.approx(np.diff(truth), abs=1e-3)
