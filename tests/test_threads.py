@@ -118,3 +118,14 @@ def test_load_sensor_sees_another_program_but_not_itself() -> None:
     # On a busy machine the burner gets less than a core; whatever it got must show.
     assert reading is not None and reading.foreign_cores >= 0.8 * burned, (reading, burned)
     assert reading.own_cores < 0.15, reading
+
+
+def test_status_says_warming_up_until_a_cycle_is_timed() -> None:
+    chooser = ThreadChooser(free=2)
+    assert chooser.state == "warming up"
+    chooser.on_cycle(1.0, 1.0, free=None)  # no load reading yet: still nothing decided
+    assert chooser.state == "warming up"
+    chooser.on_cycle(1.0, 1.0, free=2)
+    assert chooser.state == "trying"
+    feed(chooser, {1: (1.0, 1.0), 2: (2.0, 2.0)}, free=2, cycles=4)
+    assert chooser.state == "measured"

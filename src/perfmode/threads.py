@@ -96,6 +96,13 @@ class ThreadChooser:
     def trying(self) -> bool:
         return self._trial is not None
 
+    @property
+    def state(self) -> str:
+        """'warming up' (nothing timed yet), 'trying' or 'measured'."""
+        if not self._warm:
+            return "warming up"
+        return "trying" if self._trial is not None else "measured"
+
     def threads(self, phase: str) -> int:
         if self._trial is not None:
             return self._trial.current
@@ -264,7 +271,7 @@ class ThreadPolicy:
             return {"choice": "profile", "rollout": self.fixed, "update": self.fixed}
         plan = self.chooser.plan
         return {
-            "choice": "trying" if self.chooser.trying else "measured",
+            "choice": self.chooser.state,
             "rollout": plan.rollout,
             "update": plan.update,
             "free_cores": self.free,
