@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,11 @@ def _report(
 
 def _check_plot_path(plot: Path | None) -> None:
     # Fail before a possibly long evaluation, not after it.
-    if plot is not None and not Path(plot).expanduser().parent.is_dir():
+    if plot is None:
+        return
+    if Path(plot).suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot}: the plot is a PNG image; name it FILE.png")
+    if not Path(plot).expanduser().parent.is_dir():
         raise UsageError(f"--plot {plot}: folder {Path(plot).parent} does not exist")
 
 
@@ -196,6 +201,11 @@ def _checkpoint_files(path: Path) -> EnvConfig | None:
     if not path.exists():
         raise UsageError(f"checkpoint {path} does not exist")
     if not path.is_dir():
+        if not zipfile.is_zipfile(path):
+            raise UsageError(
+                f"{path} is not a Stable-Baselines3 model (that is a .zip file); pass a "
+                "checkpoint folder, a model .zip, or 'latest'"
+            )
         return None
     if not (path / POLICY_FILE).is_file() and not (path / MODEL_FILE).is_file():
         raise UsageError(f"checkpoint folder {path} has no {POLICY_FILE} (nor an old {MODEL_FILE})")
@@ -291,8 +301,9 @@ def _sb3_load(model_path: Path) -> Any:
         return PPO.load(model_path, device="cpu")
     # SB3, zipfile and torch raise many types for a bad file; all mean "not a model".
     except Exception as e:
+        reason = str(e).removeprefix("Error: ") or type(e).__name__
         raise PerfmodeError(
-            f"{model_path}: cannot load it as a Stable-Baselines3 PPO model ({type(e).__name__}: {e})"
+            f"{model_path}: cannot load it as a Stable-Baselines3 PPO model ({reason})"
         ) from None
 
 

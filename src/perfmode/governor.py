@@ -169,6 +169,8 @@ class Governor:
         self._next_poll = 0.0
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
+        if why is None and self.settings.missing:
+            why = "default; no settings.json yet"
         self._log_mode(why)
 
     @property

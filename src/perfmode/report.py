@@ -24,6 +24,7 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
         "changed_at": format_time(settings.changed_at) if settings.changed_at else None,
         "settings_ok": settings.ok,
         "settings_problem": settings.problem,
+        "settings_missing": settings.missing,
         # The trainer that is running now (newest heartbeat), or None.
         "trainer": running[0] if running else None,
         "runs": runs,

@@ -37,6 +37,7 @@ from perfmode.home import Home
 from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.settings import SettingsStore, utc_now
 from perfmode.trainstate import capture
+from perfmode.trainprogress import TrainProgress
 
 log = logging.getLogger("perfmode.train")
 
@@ -87,6 +88,8 @@ class TrainingSession:
         market: Market,
         device: str,
         resumed_from: Checkpoint | None = None,
+        *,
+        progress_bar: bool = False,
     ) -> None:
         self.config, self.home, self.run = config, home, run
         self.model, self.venv, self.market, self.device = model, venv, market, device
@@ -128,14 +131,21 @@ class TrainingSession:
         # The state at the last rollout boundary: what a stop in the next rollout saves.
         self.boundary: TrainingState | None = None
         self.cpu = CpuMeter()
+        self.progress = TrainProgress(
+            config.training.total_timesteps, model.num_timesteps, terminal=progress_bar
+        )
         self.callback = _SessionCallback(self)
         self._update_clock: tuple[float, int] | None = None
+        # What the update in flight runs with: its metrics row is written when it ends,
+        # after a switch may already have changed the governor's knobs.
+        self._update_knobs: dict[str, Any] | None = None
         self._on_poll()
         self.status.write()
 
     # -- called by the callback ------------------------------------------------------
 
     def _on_poll(self) -> None:
+        self.progress.update(self.model.num_timesteps, self.governor.knobs.mode.value)
         self.status.update(timesteps=self.model.num_timesteps, **self.governor.status_fields())
         self.status.maybe_write()
 
@@ -149,20 +159,27 @@ class TrainingSession:
             self.save(self.boundary)
         self.status.maybe_write(force=True)
 
+    def start_update(self) -> None:
+        """Right before an update, its knobs applied: what its metrics row will say."""
+        self._update_knobs = self._knobs_now()
+
+    def _knobs_now(self) -> dict[str, Any]:
+        k, model = self.governor.knobs, self.model
+        return {"mode": k.mode.value, "batch_size": model.batch_size, "n_epochs": model.n_epochs}
+
     def record_update(self) -> None:
         """A metrics row for the update that just ended (none before the first one)."""
         now, steps = time.monotonic(), self.model.num_timesteps
         if self._update_clock is not None and steps > self._update_clock[1]:
             t0, s0 = self._update_clock
             fps = round((steps - s0) / max(now - t0, 1e-9), 1)
-            self.status.update(fps=fps)
+            self.status.update(fps=fps, **self.progress.status_fields())
+            knobs = self._update_knobs or self._knobs_now()
             self.metrics.append(
                 {
                     "time": utc_now().isoformat(timespec="seconds"),
                     "timesteps": steps,
-                    "mode": self.governor.knobs.mode.value,
-                    "batch_size": self.model.batch_size,
-                    "n_epochs": self.model.n_epochs,
+                    **knobs,
                     "fps": fps,
                     "cpu_cores": round(self.cpu.read(), 3),
                     "ep_rew_mean": _ep_rew_mean(self.model),
@@ -232,7 +249,10 @@ class TrainingSession:
             self.record_update()
             ckpt = self.save(final=not stopped)
         self.status.update(
-            state="stopped" if stopped else "finished", timesteps=self.model.num_timesteps
+            state="stopped" if stopped else "finished",
+            timesteps=self.model.num_timesteps,
+            eta_s=None,
+            eta_at=None,
         )
         self.status.write()
         self.venv.close()
@@ -337,7 +357,11 @@ class _SessionCallback(BaseCallback):
         gov = self.session.governor
         gov.end_phase()
         gov.apply_update_knobs(self.model)
+        self.session.start_update()
         gov.start_phase("update")
+
+    def _on_training_end(self) -> None:
+        self.session.progress.update(self.num_timesteps, self.session.governor.knobs.mode.value)
 
     def remove_hooks(self) -> None:
         if self._hook is not None:

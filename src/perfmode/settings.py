@@ -89,6 +89,8 @@ class Settings:
     data: dict[str, Any] = field(default_factory=dict)
     corrupt: bool = False
     """The bytes are not a JSON object: a writer keeps a copy before replacing them."""
+    missing: bool = False
+    """No settings.json yet: the normal first state of a home, quiet by default, no problem."""
 
     @property
     def ok(self) -> bool:
@@ -187,7 +189,7 @@ class SettingsStore:
                 raw = f.read()
                 mtime = datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
         except FileNotFoundError:
-            return Settings(DEFAULT_MODE, problem=f"no settings file at {self.path}; using quiet")
+            return Settings(DEFAULT_MODE, missing=True)
         except OSError as e:
             return Settings(DEFAULT_MODE, problem=f"cannot read {self.path} ({e}); using quiet")
         return parse_settings(raw, mtime)

@@ -7,6 +7,7 @@ live here; what happens during ``learn()`` lives in :mod:`perfmode.session`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -58,6 +59,8 @@ def train(
     ``market`` is the data already loaded from ``config.env`` and ``data`` (the CLI reads it
     before importing torch); None loads it here.
     ``config_summary``: lines saying which config this is, logged once the run is ours.
+    ``progress_bar``: a bar on stderr (for a terminal) instead of a progress line every 10%
+    of the run.
     """
     t = config.training
     if market is None:
@@ -101,21 +104,41 @@ def train(
                 model.num_timesteps, resume.path if resume else None, False, model.num_timesteps
             )
 
-        session = TrainingSession(config, home, run, model, venv, market, device, resume)
+        config = _whole_rollouts(config, model.num_timesteps)
+        session = TrainingSession(
+            config, home, run, model, venv, market, device, resume, progress_bar=progress_bar
+        )
         model.oom_handler = session.handle_oom
         try:
-            with session.stop.installed():
+            with session.stop.installed(), session.progress:
                 model.learn(
-                    total_timesteps=remaining,
+                    total_timesteps=config.training.total_timesteps - model.num_timesteps,
                     callback=session.callback,
                     reset_num_timesteps=False,
-                    progress_bar=progress_bar,
                     tb_log_name=run,
                 )
         except PerfmodeError:
             venv.close()
             raise
         return session.finish(resumed_from=resume.timesteps if resume else None)
+
+
+def _whole_rollouts(config: Config, done: int) -> Config:
+    """PPO collects whole rollouts: the target moves up to the end of the last one, said now
+    rather than discovered when the run overshoots it."""
+    t, rollout = config.training, config.rollout_size
+    target = done + -(-(t.total_timesteps - done) // rollout) * rollout
+    if target == t.total_timesteps:
+        return config
+    log.info(
+        "🎯 Target: %s steps (%s rounded up to whole rollouts of %s = n_steps %d × %d envs)",
+        f"{target:,}",
+        f"{t.total_timesteps:,}",
+        f"{rollout:,}",
+        config.ppo.n_steps,
+        t.n_envs,
+    )
+    return dataclasses.replace(config, training=dataclasses.replace(t, total_timesteps=target))
 
 
 def _warn_if_modes_change_learning(config: Config) -> None:
@@ -323,8 +346,8 @@ def _run_lock(home: Home, run: str) -> Iterator[None]:
         status = read_json_object(home.status_file(run)) or {}
         pid = status.get("pid", "unknown")
         raise PerfmodeError(
-            f"a trainer is already running run {run!r} in {home.root} (pid {pid}); "
-            "stop it first, or train another run with --run NAME"
+            f"run {run!r} in {home.root} is already being trained (pid {pid}); stop that "
+            "trainer first (Ctrl-C, or kill the pid), or train another run with --run NAME"
         ) from None
     try:
         yield

@@ -15,11 +15,44 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from perfmode import __version__
+from perfmode.cli.usage_errors import ClickException, NoArgsIsHelpError, UsageError, one_line
 from perfmode.errors import PerfmodeError
+from perfmode.errors import UsageError as PerfmodeUsageError
 from perfmode.home import HOME_ENV, Home, resolve_home
 
 
 class _PerfmodeGroup(TyperGroup):
+    """Every error a user can cause ends as one ``Error: ...`` line and an exit code."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            # Not standalone: Typer would print its own errors as a box of several lines.
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except NoArgsIsHelpError as e:
+            e.show()
+            code = e.exit_code
+        except UsageError as e:
+            typer.echo(f"Error: {one_line(e)}", err=True)
+            code = e.exit_code
+        except ClickException as e:
+            typer.echo(f"Error: {' '.join(e.format_message().split())}", err=True)
+            code = e.exit_code
+        except (typer.Abort, EOFError):
+            typer.echo("Aborted.", err=True)
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -27,16 +60,75 @@ class _PerfmodeGroup(TyperGroup):
             typer.echo(f"Error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
 
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(super().list_commands(ctx), key=lambda name: name == "version")
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _tidy_help(command, ctx)
+        return command
+
+
+def _tidy_help(command: Any, ctx: Any) -> None:
+    """Flags without a ``<bool>`` type column, in this command and any it groups."""
+    _plain_flags(command.get_params(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub, ctx)
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
 
 app = typer.Typer(
     cls=_PerfmodeGroup,
     name="perfmode",
     help="Train PPO trading agents for days; steer their resource use live with a mode "
     "(quiet or performance).",
+    epilog="Examples: perfmode train  |  perfmode set performance  |  perfmode status",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"perfmode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version.
+
+    Example: perfmode version
+    """
+    typer.echo(f"perfmode {__version__}")
+
 
 HomeOpt = Annotated[
     Path | None,
@@ -44,6 +136,7 @@ HomeOpt = Annotated[
         "--home",
         envvar=HOME_ENV,
         help="Folder holding settings.json, runs and logs (default: the current directory).",
+        metavar="DIR",
         show_default=False,
         file_okay=False,
     ),
@@ -51,8 +144,16 @@ HomeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def home_of(home: Path | None) -> Home:
-    return resolve_home(home)
+def home_of(home: Path | None, *, must_exist: bool = False) -> Home:
+    """The home; a read command (``must_exist``) refuses one that is not there yet, and a
+    writing command creates it when it first writes."""
+    h = resolve_home(home)
+    if must_exist and not h.root.is_dir():
+        raise PerfmodeUsageError(
+            f"home folder {h.root} does not exist; check --home (or ${HOME_ENV}); "
+            "'perfmode set' or 'perfmode train' creates it"
+        )
+    return h
 
 
 def print_json(obj: Any) -> None:

@@ -22,6 +22,7 @@ SymbolOpt = Annotated[
     str | None,
     typer.Option(
         "--symbol",
+        metavar="SYMBOL",
         help="The instrument to use from a file of several (overrides env.symbol).",
         show_default=False,
     ),
@@ -30,6 +31,7 @@ DateFormatOpt = Annotated[
     Literal["day-first", "month-first"] | None,
     typer.Option(
         "--date-format",
+        case_sensitive=False,
         help="The day/month order of a file whose every date reads both ways "
         "(overrides env.date_format).",
         show_default=False,
@@ -41,7 +43,11 @@ DateFormatOpt = Annotated[
 def check(
     file: Annotated[
         Path,
-        typer.Argument(help="The price file (CSV or a similar text export).", show_default=False),
+        typer.Argument(
+            help="The price file (CSV or a similar text export).",
+            metavar="FILE",
+            show_default=False,
+        ),
     ],
     symbol: SymbolOpt = None,
     date_format: DateFormatOpt = None,
@@ -50,6 +56,7 @@ def check(
         typer.Option(
             "--config",
             help="YAML config whose env: section to use (symbol, date_format, window, split).",
+            metavar="PATH",
             dir_okay=False,
             show_default=False,
         ),
@@ -62,6 +69,10 @@ def check(
     Separator, time and price columns, date order, time zone, rows, first and last stamp,
     duplicates dropped, gaps, bars per year, and the train/test split of the config. Exits 2
     with one line naming the line and column if the file cannot be used.
+
+    Examples:
+      perfmode data check EURUSD_Candlestick_1_Hour_BID.csv
+      perfmode data check prices.csv --symbol AAPL --date-format day-first --json
     """
     from perfmode.env import EnvConfig, load_env_config
     from perfmode.env.data import read_prices, split_market

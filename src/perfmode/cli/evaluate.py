@@ -28,18 +28,25 @@ def evaluate(
         str | None,
         typer.Option(
             "--checkpoint",
+            metavar="PATH|latest",
             help="A PPO .zip, a checkpoint folder, or 'latest' (newest checkpoint in the home).",
             show_default=False,
         ),
     ] = None,
     baseline: Annotated[
         Baseline | None,
-        typer.Option("--baseline", help="Evaluate a fixed strategy instead of a model."),
+        typer.Option(
+            "--baseline",
+            case_sensitive=False,
+            help="Evaluate a fixed strategy instead of a model.",
+            show_default=False,
+        ),
     ] = None,
     data: Annotated[
         str | None,
         typer.Option(
             "--data",
+            metavar="FILE|synthetic",
             help="A price file or 'synthetic' (default: the config's env.data).",
             show_default=False,
         ),
@@ -51,6 +58,7 @@ def evaluate(
         typer.Option(
             "--config",
             help="YAML config whose env: section to use (a checkpoint's meta.json wins).",
+            metavar="PATH",
             dir_okay=False,
             show_default=False,
         ),
@@ -59,7 +67,8 @@ def evaluate(
         Path | None,
         typer.Option(
             "--plot",
-            help="Write a PNG of both equity curves, drawdowns shaded.",
+            metavar="FILE.png",
+            help="Write a PNG of both equity curves, drawdowns shaded (the name must end .png).",
             dir_okay=False,
             show_default=False,
         ),
@@ -75,7 +84,15 @@ def evaluate(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a policy deterministically over the test split and compare it with buy-and-hold."""
+    """Run a policy deterministically over the test split and compare it with buy-and-hold.
+
+    Prints total return, Sharpe ratio, max drawdown, trades and exposure for both.
+
+    Examples:
+      perfmode evaluate --checkpoint latest --plot equity.png
+      perfmode evaluate --checkpoint runs/default/checkpoints/step_0000253952 --json
+      perfmode evaluate --baseline buy-and-hold --data prices.csv
+    """
     if (checkpoint is None) == (baseline is None):
         raise UsageError("pass either --checkpoint PATH or --baseline buy-and-hold|flat")
     setup_logging()
@@ -88,7 +105,7 @@ def evaluate(
         result = evaluate_baseline(baseline.value, cfg, data, plot=plot, **read)
     else:
         assert checkpoint is not None
-        path = resolve_checkpoint(home_of(home), checkpoint)
+        path = resolve_checkpoint(home_of(home, must_exist=True), checkpoint)
         result = evaluate_checkpoint(path, cfg, data, plot=plot, trust=trust_checkpoint, **read)
     if json_out:
         print_json(result)

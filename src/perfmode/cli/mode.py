@@ -16,11 +16,26 @@ from perfmode.settings import Mode, SettingsStore, human_span, parse_time, utc_n
 
 @app.command("set")
 def set_mode(
-    mode: Annotated[Mode, typer.Argument(help="The mode to run in.", show_default=False)],
+    mode: Annotated[
+        Mode,
+        typer.Argument(
+            help="quiet or performance (any case).",
+            metavar="MODE",
+            case_sensitive=False,
+            show_default=False,
+        ),
+    ],
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Set the mode every trainer of this home follows (within a second)."""
+    """Set the mode every trainer of this home follows (within a second).
+
+    Creates the home folder and settings.json if they are not there yet.
+
+    Examples:
+      perfmode set performance
+      perfmode set quiet --home ~/trading
+    """
     setup_logging()
     h = home_of(home)
     settings = SettingsStore(h.settings).set_mode(mode, changed_by="cli")
@@ -34,8 +49,15 @@ def set_mode(
 
 @app.command()
 def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Show the requested mode, who set it, and what the trainer applied."""
-    report = build_status(home_of(home))
+    """Show the requested mode, who set it, and what the trainer applied.
+
+    Also the trainer's progress and ETA, its last checkpoint, and the schedule.
+
+    Examples:
+      perfmode status
+      perfmode status --json --home ~/trading
+    """
+    report = build_status(home_of(home, must_exist=True))
     if json_out:
         print_json(report)
         return
@@ -44,13 +66,7 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 
 
 def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
-    lines = []
-    who = (
-        f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
-    )
-    lines.append(("Requested mode", f"{r['requested_mode']}  {who}".rstrip()))
-    settings = "ok" if r["settings_ok"] else f"PROBLEM: {r['settings_problem']}"
-    lines.append(("Settings", f"{r['settings_file']} ({settings})"))
+    lines = _settings_lines(r)
     t = r["trainer"]
     if t is None:
         last = r["runs"][0] if r["runs"] else None
@@ -60,6 +76,8 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("Trainer", f"running, pid {t['pid']}, run {t['run']!r}"))
         lines.append(("Applied", _applied(t)))
         lines.append(("Progress", _progress(t)))
+        if t.get("eta_at"):
+            lines.append(("ETA", _eta(t)))
         if t.get("last_checkpoint"):
             lines.append(
                 ("Checkpoint", f"{t['last_checkpoint']} ({t['last_checkpoint_timesteps']:,} steps)")
@@ -69,6 +87,30 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         lines += gpu_status_lines(t)
     lines += schedule_status_lines(r.get("schedule"))
     return lines
+
+
+def _settings_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
+    if r.get("settings_missing"):  # a new home: nothing is wrong
+        return [
+            ("Requested mode", f"{r['requested_mode']} (default; no settings.json yet)"),
+            ("Settings", f"{r['settings_file']} (not created yet; 'perfmode set' writes it)"),
+        ]
+    who = (
+        f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
+    )
+    settings = "ok" if r["settings_ok"] else f"PROBLEM: {r['settings_problem']}"
+    return [
+        ("Requested mode", f"{r['requested_mode']}  {who}".rstrip()),
+        ("Settings", f"{r['settings_file']} ({settings})"),
+    ]
+
+
+def _eta(t: dict[str, Any]) -> str:
+    at = parse_time(t.get("eta_at"))
+    if at is None:
+        return "?"
+    left = human_span(max((at - utc_now()).total_seconds(), 0))
+    return f"{at.astimezone().strftime('%Y-%m-%d %H:%M %Z')} (in {left}, at the current speed)"
 
 
 def _applied(t: dict[str, Any]) -> str:

@@ -30,9 +30,20 @@ EXAMPLE = "perfmode schedule --night 18:00 --day 08:00"
 def schedule(
     night: Annotated[
         str | None,
-        typer.Option(metavar="HH:MM", help="When performance starts (24-hour, local time)."),
+        typer.Option(
+            metavar="HH:MM",
+            help="When performance starts (24-hour, in the --tz zone).",
+            show_default=False,
+        ),
     ] = None,
-    day: Annotated[str | None, typer.Option(metavar="HH:MM", help="When quiet starts.")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HH:MM",
+            help="When quiet starts (24-hour, in the --tz zone).",
+            show_default=False,
+        ),
+    ] = None,
     weekends: Annotated[
         str | None,
         typer.Option(
@@ -45,7 +56,9 @@ def schedule(
     tz: Annotated[
         str | None,
         typer.Option(
-            metavar="IANA-ZONE", help="Time zone (default: this machine's).", show_default=False
+            metavar="IANA-ZONE",
+            help="Time zone of --night, --day and --rule times (default: this machine's).",
+            show_default=False,
         ),
     ] = None,
     rule: Annotated[
@@ -72,7 +85,13 @@ def schedule(
         bool, typer.Option("--print-systemd-unit", help="Print a systemd user unit for this home.")
     ] = False,
     log_file: Annotated[
-        Path | None, typer.Option(help="Also log to this file (with times).", dir_okay=False)
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also log to this file (with times).",
+            dir_okay=False,
+            show_default=False,
+        ),
     ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
@@ -83,6 +102,12 @@ def schedule(
     until Ctrl-C or SIGTERM. A manual `perfmode set` stands until the next
     switch. Without timetable options it follows the stored timetable.
     See docs/schedule.md.
+
+    Examples:
+      perfmode schedule --night 18:00 --day 08:00
+      perfmode schedule --night 22:00 --day 07:30 --weekends performance --tz Europe/Berlin
+      perfmode schedule --rule '0 12 * * mon-fri=quiet' --save-only
+      perfmode schedule --show
     """
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +125,15 @@ def schedule(
         typer.echo(systemd_unit(h), nl=False)
         return
     store = SettingsStore(h.settings)
-    if show or clear:
-        if clear and not clear_timetable(store):
-            typer.echo("No schedule to clear.", err=True)
-        _show(h, json_out, switches=3 if show else 1, header="" if show else "Schedule cleared.")
+    if clear:
+        cleared = clear_timetable(store)
+        if json_out:
+            print_json(schedule_report(h, switches=1))
+        else:
+            typer.echo("Schedule cleared." if cleared else "No schedule to clear.")
+        return
+    if show:
+        _show(h, json_out, switches=3, header="")
         return
 
     timetable = None
@@ -190,9 +220,27 @@ def schedule_status_lines(
             since = _at(s["scheduled_since"], s["tz"])
             lines.append(("Timetable says", f"{s['scheduled_mode']} since {since}"))
     points = s["next_switches"] if all_switches else s["next_switch"] and [s["next_switch"]]
+    label = "Next switches" if all_switches else "Next switch"
+    if points and not s["daemon_pid"]:
+        return [*lines, *_switches_without_daemon(label, points, s["tz"])]
     for i, p in enumerate(points or []):
-        label = ("Next switches" if all_switches else "Next switch") if i == 0 else ""
-        lines.append((label, f"{_at(p['at'], s['tz'])} → {p['mode']} (in {_until(p['at'])})"))
+        lines.append(
+            ("" if i else label, f"{_at(p['at'], s['tz'])} → {p['mode']} (in {_until(p['at'])})")
+        )
+    return lines
+
+
+def _switches_without_daemon(
+    label: str, points: list[dict[str, Any]], tz: str
+) -> list[tuple[str, str]]:
+    """The timetable's switches, said not to happen: only a running daemon makes them."""
+    why, start = "none while no daemon runs", "start one: perfmode schedule"
+    if len(points) == 1:
+        p = points[0]
+        at = f"{_at(p['at'], tz)} → {p['mode']}"
+        return [("Next switch", f"{why} (the timetable says {at}; {start})")]
+    lines = [(label, f"{why} ({start}); the timetable says:")]
+    lines += [("", f"{_at(p['at'], tz)} → {p['mode']}") for p in points]
     return lines
 
 

@@ -18,6 +18,7 @@ ConfigOpt = Annotated[
         "--config",
         help="YAML config; keys it leaves out keep the embedded default's values (see "
         "`perfmode config show`). Default: the embedded default, synthetic data.",
+        metavar="PATH",
         show_default=False,
         dir_okay=False,
     ),
@@ -27,6 +28,7 @@ DataOpt = Annotated[
     typer.Option(
         "--data",
         help="A price file (check it with 'perfmode data check') or 'synthetic' (overrides env.data).",
+        metavar="FILE|synthetic",
         show_default=False,
     ),
 ]
@@ -39,7 +41,10 @@ _FLAG_KEYS = {
     "--date-format": "env.date_format",
 }
 RunOpt = Annotated[
-    str, typer.Option("--run", help="Run name: its own checkpoints, status and metrics.")
+    str,
+    typer.Option(
+        "--run", metavar="NAME", help="Run name: its own checkpoints, status and metrics."
+    ),
 ]
 
 
@@ -51,7 +56,9 @@ def train(
         typer.Option(
             "--timesteps",
             min=1,
-            help="Total timesteps of the run (a resume trains up to it, not beyond).",
+            metavar="N",
+            help="Total timesteps of the run (a resume trains up to it, not beyond); rounded up "
+            "to whole rollouts (n_steps × n_envs).",
             show_default=False,
         ),
     ] = None,
@@ -61,12 +68,15 @@ def train(
     run: RunOpt = "default",
     seed: Annotated[
         int | None,
-        typer.Option("--seed", min=0, help="Seed (overrides training.seed).", show_default=False),
+        typer.Option(
+            "--seed", min=0, metavar="N", help="Seed (overrides training.seed).", show_default=False
+        ),
     ] = None,
     device: Annotated[
         Literal["auto", "cpu", "cuda"] | None,
         typer.Option(
             "--device",
+            case_sensitive=False,
             help="auto (the CPU: an MLP policy trains faster there), cpu or cuda "
             "(overrides training.device).",
             show_default=False,
@@ -93,7 +103,13 @@ def train(
     """Train (or resume) a PPO agent; the mode in settings.json steers it live.
 
     Checkpoints go to HOME/runs/RUN/checkpoints every training.checkpoint_freq steps.
-    Ctrl-C or SIGTERM saves and exits 0; a second Ctrl-C quits at once.
+    Ctrl-C or SIGTERM saves and exits 0; a second Ctrl-C quits at once. A progress bar on
+    a terminal; a progress line every 10% (or 5 minutes) in a log. Creates the home if needed.
+
+    Examples:
+      perfmode train --timesteps 250000
+      perfmode train --config configs/train_config.yaml --data prices.csv --run eurusd
+      perfmode train --fresh --seed 7
     """
     from perfmode.config import load_config_file
     from perfmode.configview import settings_of, startup_lines
