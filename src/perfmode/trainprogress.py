@@ -136,7 +136,8 @@ class TrainProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         stream = self.stream or sys.stderr
-        console = Console(file=stream, stderr=stream is sys.stderr)
+        # soft_wrap: log lines keep their text whole (paths!); the terminal wraps them.
+        console = Console(file=stream, stderr=stream is sys.stderr, soft_wrap=True)
         self._bar = Progress(
             TextColumn("{task.fields[mode]:<11}"),
             BarColumn(),

@@ -13,7 +13,8 @@ from perfmode.cli.app import app
 
 
 def main() -> None:
-    app()
+    # The same name in usage lines and completion scripts for `python -m perfmode`.
+    app(prog_name="perfmode")
 
 
 __all__ = ["app", "main"]

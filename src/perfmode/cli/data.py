@@ -14,7 +14,9 @@ from perfmode.cli.app import HomeOpt, JsonOpt, app, print_json
 from perfmode.errors import UsageError
 
 data_app = typer.Typer(
-    help="Check price files: how each is read, before training on it.", no_args_is_help=True
+    help="Check price files: how each is read, before training on it.",
+    epilog="Example: perfmode data check prices.csv",
+    no_args_is_help=True,
 )
 app.add_typer(data_app, name="data")
 
