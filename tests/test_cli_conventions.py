@@ -97,6 +97,9 @@ COMMANDS = [
     ["evaluate"],
     ["data"],
     ["data", "check"],
+    ["config"],
+    ["config", "show"],
+    ["config", "init"],
     ["version"],
 ]
 

@@ -44,7 +44,6 @@ def test_status_json_has_the_documented_keys(cli, home: Home) -> None:
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (None, "no settings file"),
         ("", "empty"),
         ('{"performance_mode": "perfor', "not valid JSON"),
         ("[]", "not an object"),

@@ -163,7 +163,7 @@ def test_window_mismatch_is_a_clear_error(trained: dict[str, Path]) -> None:
 def test_bad_checkpoint_files(trained: dict[str, Path], tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(PerfmodeError, match="cannot load it as a Stable-Baselines3 PPO model"):
+    with pytest.raises(UsageError, match="is not a Stable-Baselines3 model"):
         evaluate_checkpoint(junk, CFG)
     with pytest.raises(UsageError, match="does not exist"):
         evaluate_checkpoint(tmp_path / "nope.zip", CFG)

@@ -40,7 +40,8 @@ def test_first_training_run_in_a_home_that_does_not_exist_yet(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     log = proc.stderr
     assert "⚠️" not in log and "Warning" not in log
-    assert "⚙️ Performance mode: quiet (default; no settings.json yet; batch 32" in log
+    mode = "⚙️ Performance mode: quiet (batch 32, epochs 2, threads 1, cpu 50%)"
+    assert f"{mode} — default; no settings.json yet\n" in log
     # The rollout is 64 steps × 2 envs: 1,000 becomes 1,024, said before training starts.
     target = (
         "🎯 Target: 1,024 steps (1,000 rounded up to whole rollouts of 128 = n_steps 64 × 2 envs)"

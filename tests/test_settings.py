@@ -86,10 +86,10 @@ def test_bad_files_read_as_quiet_with_a_reason(raw: bytes, reason: str) -> None:
     assert "\n" not in s.problem
 
 
-def test_missing_file_reads_as_quiet(home: Home) -> None:
+def test_missing_file_reads_as_quiet_the_normal_first_state(home: Home) -> None:
     s = store_of(home).read()
     assert s.mode is Mode.QUIET
-    assert "no settings file" in s.problem
+    assert s.missing and s.ok and s.problem is None
 
 
 def test_mode_values_are_forgiving_about_case_and_spaces() -> None:

@@ -156,7 +156,9 @@ def test_second_trainer_on_the_same_run_is_refused(home: Home, tmp_path) -> None
         wait_for("the trainer", lambda: read_status(home).get("pid") == proc.pid, proc=proc)
         second = run_perfmode("train", "--config", str(config), "--home", str(home.root))
         assert second.returncode == 1
-        assert f"pid {proc.pid}" in second.stderr
+        assert f"run 'default' in {home.root} is already being trained (pid {proc.pid})" in (
+            second.stderr
+        )
         assert "Traceback" not in second.stderr
     finally:
         proc.send_signal(signal.SIGINT)

@@ -136,9 +136,10 @@ class TrainingSession:
         )
         self.callback = _SessionCallback(self)
         self._update_clock: tuple[float, int] | None = None
-        # What the update in flight runs with: its metrics row is written when it ends,
-        # after a switch may already have changed the governor's knobs.
-        self._update_knobs: dict[str, Any] | None = None
+        # The mode the update in flight started in: its metrics row is written when it ends,
+        # after a switch may have changed the governor's mode (batch and epochs stay on the
+        # model until the next update; an OOM retry changes the batch, and the row says so).
+        self._update_mode: str | None = None
         self._on_poll()
         self.status.write()
 
@@ -160,12 +161,8 @@ class TrainingSession:
         self.status.maybe_write(force=True)
 
     def start_update(self) -> None:
-        """Right before an update, its knobs applied: what its metrics row will say."""
-        self._update_knobs = self._knobs_now()
-
-    def _knobs_now(self) -> dict[str, Any]:
-        k, model = self.governor.knobs, self.model
-        return {"mode": k.mode.value, "batch_size": model.batch_size, "n_epochs": model.n_epochs}
+        """Right before an update, its knobs applied."""
+        self._update_mode = self.governor.knobs.mode.value
 
     def record_update(self) -> None:
         """A metrics row for the update that just ended (none before the first one)."""
@@ -174,12 +171,13 @@ class TrainingSession:
             t0, s0 = self._update_clock
             fps = round((steps - s0) / max(now - t0, 1e-9), 1)
             self.status.update(fps=fps, **self.progress.status_fields())
-            knobs = self._update_knobs or self._knobs_now()
             self.metrics.append(
                 {
                     "time": utc_now().isoformat(timespec="seconds"),
                     "timesteps": steps,
-                    **knobs,
+                    "mode": self._update_mode or self.governor.knobs.mode.value,
+                    "batch_size": self.model.batch_size,
+                    "n_epochs": self.model.n_epochs,
                     "fps": fps,
                     "cpu_cores": round(self.cpu.read(), 3),
                     "ep_rew_mean": _ep_rew_mean(self.model),

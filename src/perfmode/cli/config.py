@@ -12,6 +12,7 @@ from perfmode.cli.train import ConfigOpt
 
 config_app = typer.Typer(
     help="See the config a run would use, or write the default one to edit.",
+    epilog="Examples: perfmode config show --config my.yaml  |  perfmode config init my.yaml",
     no_args_is_help=True,
 )
 app.add_typer(config_app, name="config")
@@ -23,6 +24,10 @@ def show(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
 
     ORIGIN is "default", or FILE:LINE where the file sets the value.
     A value that differs from the default is followed by the default.
+
+    Examples:
+      perfmode config show
+      perfmode config show --config configs/train_config_gpu_optimized.yaml --json
     """
     from perfmode.config import load_config_file
     from perfmode.configview import settings_of, show_json, show_lines
@@ -40,10 +45,15 @@ def show(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
 def init(
     path: Annotated[
         Path,
-        typer.Argument(help="Where to write it (a folder gets train_config.yaml)."),
+        typer.Argument(help="Where to write it (a folder gets train_config.yaml).", metavar="PATH"),
     ] = Path("train_config.yaml"),
 ) -> None:
-    """Write the documented default config for you to edit; an existing file is never replaced."""
+    """Write the documented default config for you to edit; an existing file is never replaced.
+
+    Examples:
+      perfmode config init
+      perfmode config init ~/trading/eurusd.yaml
+    """
     from perfmode.config import write_default_config
 
     written = write_default_config(path)
