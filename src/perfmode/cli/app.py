@@ -33,6 +33,8 @@ class _PerfmodeGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        if not standalone_mode:  # a program calling the app handles the exceptions itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             # Not standalone: Typer would print its own errors as a box of several lines.
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -49,8 +51,6 @@ class _PerfmodeGroup(TyperGroup):
         except (typer.Abort, EOFError):
             typer.echo("Aborted.", err=True)
             code = 1
-        if not standalone_mode:
-            return code
         sys.exit(code)
 
     def invoke(self, ctx: Any) -> Any:
