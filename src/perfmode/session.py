@@ -36,8 +36,8 @@ from perfmode.governor import Governor, fit_batch
 from perfmode.home import Home
 from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.settings import SettingsStore, utc_now
-from perfmode.trainstate import capture
 from perfmode.trainprogress import TrainProgress
+from perfmode.trainstate import capture
 
 log = logging.getLogger("perfmode.train")
 
