@@ -100,6 +100,7 @@ COMMANDS = [
     ["config"],
     ["config", "show"],
     ["config", "init"],
+    ["bench"],
     ["version"],
 ]
 

@@ -32,6 +32,7 @@ def bench(
         float,
         typer.Option(
             "--minutes",
+            metavar="MINUTES",
             help="Measuring time (fractions work): 3/4 alternating quiet and performance, "
             "1/4 plain SB3 (all of it in the modes with --no-reference). Start-up, warm-up "
             "and plain SB3's first rollout and update come on top.",
@@ -44,6 +45,7 @@ def bench(
         Path | None,
         typer.Option(
             "--plot",
+            metavar="FILE.png",
             help="Write a PNG of steps/s over time, each mode's stretches shaded.",
             dir_okay=False,
             show_default=False,
@@ -62,6 +64,11 @@ def bench(
     Other programs running meanwhile change the figures; their CPU use is printed too.
 
     Ctrl-C stops everything and exits 130.
+
+    Examples:
+      perfmode bench
+      perfmode bench --config my.yaml --minutes 5 --plot bench.png
+      perfmode bench --minutes 0.5 --no-reference --json
     """
     from perfmode.bench import BenchRequest, run_bench
     from perfmode.config import load_config
