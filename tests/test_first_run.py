@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from perfmode.settings import SettingsStore
 from perfmode.trainer import train
 from tests.conftest import run_perfmode
 from tests.test_cli_conventions import one_line_error
+from tests.test_trainprogress import ANSI
 from tests.trainkit import metrics_rows, write_config
 
 
@@ -48,6 +50,15 @@ def test_first_training_run_in_a_home_that_does_not_exist_yet(tmp_path: Path) ->
     )
     assert log.index(target) < log.index("💾 Checkpoint at 256 steps")
     assert "✅ Finished: 1,024 steps (target 1,024)" in log
+    # Not a terminal: plain progress lines, no bar, no terminal codes.
+    assert not ANSI.search(log) and "\r" not in log
+    progress = [line for line in log.splitlines() if line.startswith("⏳")]
+    assert 3 <= len(progress) <= 9, log
+    for line in progress:
+        assert re.fullmatch(
+            r"⏳ [\d,]+ / 1,024 steps \(\d+\.\d%\), ([\d,]+|\?) steps/s, quiet, ETA (\d+ \w+|\?)",
+            line,
+        ), line
     assert (new_home / "runs" / "default" / "checkpoints" / "step_0000001024").is_dir()
     status = run_perfmode("status", "--home", str(new_home))
     assert status.returncode == 0 and status.stderr == ""
@@ -150,8 +161,8 @@ def test_a_stop_right_after_a_periodic_save_logs_that_checkpoint_once(
     config = load_config(write_config(tmp_path / "tiny.yaml", training={"checkpoint_freq": 256}))
     save = TrainingSession.save
 
-    def save_then_ctrl_c(self: TrainingSession, final: bool = False):
-        ckpt = save(self, final)
+    def save_then_ctrl_c(self: TrainingSession, *args, **kwargs):
+        ckpt = save(self, *args, **kwargs)
         if ckpt.timesteps == 512:
             self.stop.requested = True  # as the signal handler does
         return ckpt

@@ -1,4 +1,8 @@
-"""Progress while training: a bar on a terminal, plain lines in a log, an ETA in status."""
+"""Progress while training: a bar on a terminal, plain lines in a log, an ETA in status.
+
+The plain lines of a real run (stderr not a terminal) are checked with the first run, in
+tests/test_first_run.py.
+"""
 
 from __future__ import annotations
 
@@ -174,20 +178,6 @@ def test_on_a_terminal_a_bar_with_the_log_lines_above_it(home: Home, tmp_path: P
     assert "⏳" not in plain
     # ...but train.log has them, for whoever reads it later.
     assert "⏳ " in log_text(home) and "steps/s, quiet, ETA" in log_text(home)
-
-
-def test_in_a_log_plain_lines_and_no_terminal_codes(home: Home, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "tiny.yaml", training={"total_timesteps": 2048})
-    proc = run_perfmode("train", "--config", str(config), "--home", str(home.root), timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert not ANSI.search(proc.stderr) and "\r" not in proc.stderr
-    progress = [line for line in proc.stderr.splitlines() if line.startswith("⏳")]
-    assert 3 <= len(progress) <= 9, proc.stderr
-    for line in progress:
-        assert re.fullmatch(
-            r"⏳ [\d,]+ / 2,048 steps \(\d+\.\d%\), ([\d,]+|\?) steps/s, quiet, ETA (\d+ \w+|\?)",
-            line,
-        ), line
 
 
 def test_status_of_a_running_trainer_has_its_eta(home: Home, tmp_path: Path) -> None:
