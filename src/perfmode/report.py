@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from perfmode.holds import active_holds
 from perfmode.home import Home
 from perfmode.runstatus import run_statuses
 from perfmode.schedule import schedule_report
@@ -24,6 +25,7 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
         "changed_at": format_time(settings.changed_at) if settings.changed_at else None,
         "settings_ok": settings.ok,
         "settings_problem": settings.problem,
+        "holds": [h.to_json() for h in active_holds(settings.data, now)],
         # The trainer that is running now (newest heartbeat), or None.
         "trainer": running[0] if running else None,
         "runs": runs,

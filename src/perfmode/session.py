@@ -111,7 +111,12 @@ class TrainingSession:
             },
         )
         self.governor = Governor(
-            SettingsStore(home.settings), config, device=device, on_poll=self._on_poll
+            SettingsStore(home.settings),
+            config,
+            device=device,
+            on_poll=self._on_poll,
+            on_pause=self.at_pause,
+            should_stop=lambda: self.stop.requested,
         )
         self.metrics = MetricsCsv(home.metrics_file(run))
         # Rows past the step this run starts from describe updates whose weights were lost
@@ -136,8 +141,20 @@ class TrainingSession:
     # -- called by the callback ------------------------------------------------------
 
     def _on_poll(self) -> None:
-        self.status.update(timesteps=self.model.num_timesteps, **self.governor.status_fields())
+        fields = self.governor.status_fields()
+        state = "paused" if fields["paused_since"] else "training"
+        self.status.update(timesteps=self.model.num_timesteps, state=state, **fields)
         self.status.maybe_write()
+
+    def at_pause(self) -> None:
+        """Entering ``paused``: keep a checkpoint no older than checkpoint_freq steps, so
+        a shutdown while paused loses nothing; then the governor sleeps."""
+        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
+        b = self.boundary
+        if b is not None and b.num_timesteps - last >= self.config.training.checkpoint_freq:
+            self.save(b)
+        self._on_poll()
+        self.status.maybe_write(force=True)
 
     def at_rollout_boundary(self) -> None:
         """Between two updates: weights, counters and normalisation agree; safe to save."""
@@ -161,6 +178,7 @@ class TrainingSession:
                     "time": utc_now().isoformat(timespec="seconds"),
                     "timesteps": steps,
                     "mode": self.governor.knobs.mode.value,
+                    "mode_reason": self.governor.status_fields()["mode_reason"],
                     "batch_size": self.model.batch_size,
                     "n_epochs": self.model.n_epochs,
                     "fps": fps,

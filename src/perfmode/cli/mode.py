@@ -10,26 +10,37 @@ import typer
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
 from perfmode.gpu import status_lines as gpu_status_lines
+from perfmode.holds import set_mode_releasing_holds
 from perfmode.report import build_status
 from perfmode.settings import Mode, SettingsStore, human_span, parse_time, utc_now
 
 
 @app.command("set")
 def set_mode(
-    mode: Annotated[Mode, typer.Argument(help="The mode to run in.", show_default=False)],
+    mode: Annotated[
+        Mode,
+        typer.Argument(
+            help="quiet, performance, auto (performance while nobody uses the computer, "
+            "quiet while someone does) or paused (no CPU; any other mode resumes at once).",
+            show_default=False,
+            case_sensitive=False,
+        ),
+    ],
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Set the mode every trainer of this home follows (within a second)."""
+    """Set the mode every trainer of this home follows (within a second); releases holds."""
     setup_logging()
     h = home_of(home)
-    settings = SettingsStore(h.settings).set_mode(mode, changed_by="cli")
+    settings, released = set_mode_releasing_holds(SettingsStore(h.settings), mode, "cli")
     if json_out:
-        print_json(build_status(h))
+        print_json({**build_status(h), "released_holds": [x.to_json() for x in released]})
         return
     typer.echo(
         f"Mode: {settings.mode.value} (set by {settings.changed_by}, {_when(settings.changed_at)})"
     )
+    for x in released:
+        typer.echo(f"Released {x.describe()} ({x.mode.value}): a mode you set replaces holds")
 
 
 @app.command()
@@ -49,6 +60,8 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
     )
     lines.append(("Requested mode", f"{r['requested_mode']}  {who}".rstrip()))
+    for x in r.get("holds") or []:
+        lines.append(("Hold", hold_line(x)))
     settings = "ok" if r["settings_ok"] else f"PROBLEM: {r['settings_problem']}"
     lines.append(("Settings", f"{r['settings_file']} ({settings})"))
     t = r["trainer"]
@@ -59,6 +72,12 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         lines.append(("Trainer", f"running, pid {t['pid']}, run {t['run']!r}"))
         lines.append(("Applied", _applied(t)))
+        if t.get("mode_reason"):
+            lines.append(("Because", str(t["mode_reason"])[:200]))
+        if t.get("paused_since"):
+            lines.append(("Paused", f"since {_when(parse_time(t['paused_since']))}"))
+        if t.get("input_idle_unknown"):
+            lines.append(("Input idle", str(t["input_idle_unknown"])[:200]))
         lines.append(("Progress", _progress(t)))
         if t.get("last_checkpoint"):
             lines.append(
@@ -92,3 +111,15 @@ def _when(t: datetime | None) -> str:
         return "at an unknown time"
     ago = human_span(max((utc_now() - t).total_seconds(), 0))
     return f"at {t.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}, {ago} ago"
+
+
+def hold_line(x: dict[str, Any]) -> str:
+    """One active hold for people: its id, mode, reason and what ends it."""
+    until = parse_time(x.get("until"))
+    if until is not None:
+        left = human_span(max((until - utc_now()).total_seconds(), 0))
+        ends = f"until {until.astimezone().strftime('%Y-%m-%d %H:%M %Z')} (in {left})"
+    else:
+        ends = f"while pid {x.get('pid')} runs"
+    reason = f" ({x['reason']})" if x.get("reason") else ""
+    return f"{x['id']}: {x['mode']}{reason} {ends}"
