@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 IdleSource = Callable[[], float | None]
 
+RESEARCH_S = 60.0
 UNKNOWN = "input idle unknown here; deciding on CPU use alone"
 
 
@@ -141,6 +142,7 @@ class IdleSensor:
         self.source_name: str | None = None
         self._source: IdleSource | None = None
         self._searched = False
+        self._search_again = 0.0
         self._next = 0.0
         self.reading: float | None = None
 
@@ -165,7 +167,9 @@ class IdleSensor:
         if now < self._next:
             return self.reading
         self._next = now + self.interval
-        if not self._searched:
+        if not self._searched or (self._source is None and now >= self._search_again):
+            # A desktop may come after the trainer (a login): look again now and then.
+            self._search_again = now + RESEARCH_S
             self._find()
         if self._source is None:
             return None
