@@ -1,4 +1,4 @@
-"""The training config: one YAML file, four sections, each a dataclass documented field by field.
+"""The training config: one YAML file, five sections, each a dataclass documented field by field.
 
 The defaults *are* the embedded default config (``configs/train_config.yaml`` spells them out,
 the package ships the same text for ``perfmode config init``, and a test keeps all three
@@ -214,7 +214,43 @@ class ModesConfig:
         self.performance.validate("modes.performance")
 
     def profile(self, mode: Mode) -> ModeProfile:
+        """The knobs of an effective mode (paused keeps quiet's, it computes nothing)."""
         return self.performance if mode is Mode.PERFORMANCE else self.quiet
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """When mode ``auto`` counts the computer as in use (then quiet) or free (performance)."""
+
+    idle_after: float = 300.0
+    """Seconds without keyboard or mouse input after which nobody counts as at the computer
+    (where the platform can tell; elsewhere other programs' CPU use decides alone)."""
+    foreign_cpu: float = 0.25
+    """Cores other programs (not perfmode's trainers) may use before the computer counts as
+    in use: 0.25 = a quarter of one core."""
+    resume_after: float = 60.0
+    """Seconds without use before performance comes back; also the least time between two
+    switches to performance, so a load wobbling around foreign_cpu cannot flap the mode."""
+
+    def __post_init__(self) -> None:
+        check(
+            10 <= self.idle_after <= 86400,
+            "auto.idle_after",
+            self.idle_after,
+            "from 10 to 86400 seconds",
+        )
+        check(
+            0.01 <= self.foreign_cpu <= 1024,
+            "auto.foreign_cpu",
+            self.foreign_cpu,
+            "from 0.01 to 1024 cores",
+        )
+        check(
+            1 <= self.resume_after <= 86400,
+            "auto.resume_after",
+            self.resume_after,
+            "from 1 to 86400 seconds",
+        )
 
 
 @dataclass(frozen=True)
@@ -227,6 +263,8 @@ class Config:
     """Length, checkpoints, hardware."""
     modes: ModesConfig = field(default_factory=ModesConfig)
     """Resource profiles of quiet and performance."""
+    auto: AutoConfig = field(default_factory=AutoConfig)
+    """What mode ``auto`` counts as someone using the computer."""
 
     @property
     def rollout_size(self) -> int:
@@ -248,7 +286,9 @@ def available_cores() -> int:
 def config_from_mapping(data: Any) -> Config:
     """A config from a YAML mapping, layered key by key over the embedded default."""
     if data is not None and not isinstance(data, dict):
-        raise UsageError("the top level must be a mapping of sections (env, ppo, training, modes)")
+        raise UsageError(
+            "the top level must be a mapping of sections (env, ppo, training, modes, auto)"
+        )
     return from_mapping(Config, data, "", base=Config())
 
 

@@ -13,6 +13,11 @@ A profile with ``torch_threads: auto`` leaves the thread count to measurement
 (:mod:`perfmode.threads`), per phase, within the cores the load sensor
 (:mod:`perfmode.load`) sees free.
 
+Which mode is decided at each poll by :func:`perfmode.effective.decide` (holds, the
+requested mode, ``auto`` through the load sensor and input idle time). ``paused`` is a wait
+inside :meth:`Governor.tick`: at the tick that sees it the trainer saves a checkpoint if the
+last is old, then sleeps, polling, until another mode (or a stop) comes.
+
 On CUDA a temperature guard (:mod:`perfmode.gpu`) runs quiet's knobs while the GPU is above
 the requested mode's ``gpu_max_temp_c``, until it has cooled by ``gpu_cooldown_c``.
 """
@@ -26,7 +31,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from perfmode.config import Config
+from perfmode.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
 from perfmode.gpu import blocking_sync, monitor_for
+from perfmode.holds import active_holds
+from perfmode.idle import IdleSensor
 from perfmode.load import LoadSensor
 from perfmode.settings import Mode, Settings, SettingsStore, SettingsWatcher, format_time, utc_now
 from perfmode.threads import ThreadPolicy
@@ -47,6 +55,8 @@ class Knobs:
     cuda_memory_fraction: float | None
 
     def describe(self) -> str:
+        if self.mode is Mode.PAUSED:
+            return "no training, everything kept in memory"
         threads = "auto" if self.torch_threads is None else self.torch_threads
         return (
             f"batch {self.batch_size}, epochs {self.n_epochs}, "
@@ -143,10 +153,16 @@ class Governor:
         *,
         device: str = "cpu",
         on_poll: Callable[[], None] | None = None,
+        on_pause: Callable[[], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.device = device
         self.on_poll = on_poll
+        self.on_pause = on_pause
+        self.should_stop = should_stop or (lambda: False)
+        self._sleep = sleep
         self.poll_interval = config.training.poll_interval
         self.batch_cap: int | None = None
         self.watcher = SettingsWatcher(store, log)
@@ -156,13 +172,19 @@ class Governor:
             else DutyCycle()
         )
         self.load = LoadSensor()
+        self.load_window = LoadWindow()
+        self.idle = IdleSensor()
+        self.auto_state = AutoState()
         self.threads = ThreadPolicy(self.load)
         self.gpu = monitor_for(device)
+        self.decision = self._decide()
         why = self._poll_gpu()
         self.knobs = knobs_for(self._wanted(), config)
         self.reason = self.gpu.reason
+        self.paused_since = utc_now() if self.knobs.mode is Mode.PAUSED else None
         self.applied_at = utc_now()
         self.switches = 0
+        self._applied_source = self.decision.source
         self.phase = "rollout"  # or "update"; set by the trainer's callback
         self.applied_during = "start"
         self._warned: set[str] = set()
@@ -171,7 +193,7 @@ class Governor:
         self._check_batch(self.knobs)
         if why is None and self.settings.missing:
             why = "default; no settings.json yet"
-        self._log_mode(why)
+        self._log_mode(why or self.decision.reason)
 
     @property
     def settings(self) -> Settings:
@@ -182,16 +204,55 @@ class Governor:
         now = time.perf_counter()
         if now >= self._next_poll:
             self._next_poll = now + self.poll_interval
-            self.watcher.poll()
-            why = self._poll_gpu()
-            mode = self._wanted()
-            if mode is not self.knobs.mode or self.gpu.reason != self.reason:
-                self.switch(mode, why)
-            if self.load.poll() is not None and self.threads.fit_load():
-                self._apply_threads()
-            if self.on_poll is not None:
-                self.on_poll()
+            self._poll()
+            if self.knobs.mode is Mode.PAUSED:
+                self._wait_while_paused()
+                now = time.perf_counter()
         self.duty.tick(now)
+
+    def _poll(self) -> None:
+        self.watcher.poll()
+        reading = self.load.poll()
+        if reading is not None:
+            self.load_window.add(time.monotonic(), reading.foreign_cores)
+        self.decision = self._decide()
+        why = self._poll_gpu()
+        mode = self._wanted()
+        if (
+            mode is not self.knobs.mode
+            or self.gpu.reason != self.reason
+            or self.decision.source != self._applied_source
+        ):
+            self.switch(mode, why or self.decision.reason)
+        if reading is not None and self.knobs.mode is not Mode.PAUSED and self.threads.fit_load():
+            self._apply_threads()
+        if self.on_poll is not None:
+            self.on_poll()
+
+    def _wait_while_paused(self) -> None:
+        """Sleep, polling settings.json every poll interval, until another mode or a stop."""
+        if self.on_pause is not None:
+            self.on_pause()
+        while self.knobs.mode is Mode.PAUSED and not self.should_stop():
+            self._sleep(self.poll_interval)
+            self._poll()
+
+    def _decide(self) -> Decision:
+        settings = self.settings
+        auto = settings.mode is Mode.AUTO
+        readings = AutoReadings(
+            idle_s=self.idle.poll() if auto else None,
+            foreign_cores=self.load_window.mean(time.monotonic()),
+        )
+        decision, self.auto_state = decide(
+            settings,
+            active_holds(settings.data),
+            readings,
+            self.config.auto,
+            self.auto_state,
+            time.monotonic(),
+        )
+        return decision
 
     def end_phase(self) -> None:
         """At the end of a rollout or an update (before a checkpoint is written)."""
@@ -205,8 +266,14 @@ class Governor:
 
     def switch(self, mode: Mode, why: str | None = None) -> None:
         """Apply ``mode``'s knobs now (batch and epochs at the next update); ``why`` is logged."""
+        was_paused = self.knobs.mode is Mode.PAUSED
         self.knobs = knobs_for(mode, self.config, self.batch_cap)
         self.reason = self.gpu.reason
+        self._applied_source = self.decision.source
+        if mode is Mode.PAUSED and not was_paused:
+            self.paused_since = utc_now()
+        elif mode is not Mode.PAUSED:
+            self.paused_since = None
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
         self.applied_at = utc_now()
@@ -215,17 +282,21 @@ class Governor:
         self._log_mode(why)
 
     def _wanted(self) -> Mode:
-        """The requested mode, or quiet while the temperature guard holds."""
-        return Mode.QUIET if self.gpu.hot else self.settings.mode
+        """The decided mode, or quiet (from performance) while the temperature guard holds."""
+        mode = self.decision.mode
+        return Mode.QUIET if self.gpu.hot and mode is Mode.PERFORMANCE else mode
 
     def _poll_gpu(self) -> str | None:
-        profile = self.config.modes.profile(self.settings.mode)
+        profile = self.config.modes.profile(self.decision.mode)
         return self.gpu.poll(profile.gpu_max_temp_c, profile.gpu_cooldown_c)
 
     def _log_mode(self, why: str | None) -> None:
         k = self.knobs
         suffix = f" — {why}" if why else ""
         log.info("⚙️ Performance mode: %s (%s)%s", k.mode.value, k.describe(), suffix)
+        if k.mode is Mode.PAUSED and self.paused_since is not None:
+            since = self.paused_since.astimezone().strftime("%H:%M:%S")
+            log.info("⏸️  Paused since %s; any other mode resumes at once", since)
 
     def apply_update_knobs(self, model: Any) -> None:
         """Right before an update: the batch size and epochs of the current mode."""
@@ -242,6 +313,11 @@ class Governor:
         return {
             "requested_mode": self.settings.mode.value,
             "applied_mode": k.mode.value,
+            "mode_reason": self.reason or self.decision.reason,
+            "paused_since": format_time(self.paused_since) if self.paused_since else None,
+            "input_idle_s": self.idle.reading if self.idle.source_name else None,
+            "input_idle_source": self.idle.source_name,
+            "input_idle_unknown": self.idle.unknown,
             "applied_at": format_time(self.applied_at),
             "applied_during": self.applied_during,
             "batch_size": k.batch_size,

@@ -36,6 +36,9 @@ METRICS_FIELDS = [
     "cpu_cores",
     "ep_rew_mean",
     *GPU_COLUMNS,
+    # Why the row's mode (``cli``, ``schedule``, ``hold 3fa2c1: zoom``, ``auto: ...``); last,
+    # where an older file gains it.
+    "mode_reason",
 ]
 
 

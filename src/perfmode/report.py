@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from perfmode.holds import active_holds
 from perfmode.home import Home
 from perfmode.runstatus import run_statuses
 from perfmode.schedule import schedule_report
@@ -25,6 +26,7 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
         "settings_ok": settings.ok,
         "settings_problem": settings.problem,
         "settings_missing": settings.missing,
+        "holds": [h.to_json() for h in active_holds(settings.data, now)],
         # The trainer that is running now (newest heartbeat), or None.
         "trainer": running[0] if running else None,
         "runs": runs,

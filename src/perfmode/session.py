@@ -114,7 +114,12 @@ class TrainingSession:
             },
         )
         self.governor = Governor(
-            SettingsStore(home.settings), config, device=device, on_poll=self._on_poll
+            SettingsStore(home.settings),
+            config,
+            device=device,
+            on_poll=self._on_poll,
+            on_pause=self.at_pause,
+            should_stop=lambda: self.stop.requested,
         )
         self.metrics = MetricsCsv(home.metrics_file(run))
         # Rows past the step this run starts from describe updates whose weights were lost
@@ -146,9 +151,21 @@ class TrainingSession:
     # -- called by the callback ------------------------------------------------------
 
     def _on_poll(self) -> None:
+        fields = self.governor.status_fields()
         self.progress.update(self.model.num_timesteps, self.governor.knobs.mode.value)
-        self.status.update(timesteps=self.model.num_timesteps, **self.governor.status_fields())
+        state = "paused" if fields["paused_since"] else "training"
+        self.status.update(timesteps=self.model.num_timesteps, state=state, **fields)
         self.status.maybe_write()
+
+    def at_pause(self) -> None:
+        """Entering ``paused``: keep a checkpoint no older than checkpoint_freq steps, so
+        a shutdown while paused loses nothing; then the governor sleeps."""
+        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
+        b = self.boundary
+        if b is not None and b.num_timesteps - last >= self.config.training.checkpoint_freq:
+            self.save(b)
+        self._on_poll()
+        self.status.maybe_write(force=True)
 
     def at_rollout_boundary(self) -> None:
         """Between two updates: weights, counters and normalisation agree; safe to save."""
@@ -176,6 +193,7 @@ class TrainingSession:
                     "time": utc_now().isoformat(timespec="seconds"),
                     "timesteps": steps,
                     "mode": self._update_mode or self.governor.knobs.mode.value,
+                    "mode_reason": self.governor.status_fields()["mode_reason"],
                     "batch_size": self.model.batch_size,
                     "n_epochs": self.model.n_epochs,
                     "fps": fps,

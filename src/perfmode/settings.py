@@ -34,6 +34,10 @@ LOCK_TIMEOUT_S = 10.0
 class Mode(StrEnum):
     QUIET = "quiet"
     PERFORMANCE = "performance"
+    AUTO = "auto"
+    """Performance while nobody uses the computer, quiet while someone does."""
+    PAUSED = "paused"
+    """No training at all: the trainer sleeps at its next safe point, everything in memory."""
 
 
 DEFAULT_MODE = Mode.QUIET

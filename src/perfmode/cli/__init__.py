@@ -5,6 +5,7 @@ from perfmode.cli import (  # noqa: F401  (registers commands)
     config,
     data,
     evaluate,
+    hold,
     mode,
     schedule,
     train,

@@ -10,6 +10,7 @@ import typer
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
 from perfmode.gpu import status_lines as gpu_status_lines
+from perfmode.holds import set_mode_releasing_holds
 from perfmode.report import build_status
 from perfmode.settings import Mode, SettingsStore, human_span, parse_time, utc_now
 
@@ -19,7 +20,9 @@ def set_mode(
     mode: Annotated[
         Mode,
         typer.Argument(
-            help="quiet or performance (any case).",
+            help="quiet, performance, auto (performance while nobody uses the computer, "
+            "quiet while someone does) or paused (no CPU; any other mode resumes at once); "
+            "any case.",
             metavar="MODE",
             case_sensitive=False,
             show_default=False,
@@ -28,23 +31,26 @@ def set_mode(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Set the mode every trainer of this home follows (within a second).
+    """Set the mode every trainer of this home follows (within a second); releases holds.
 
     Creates the home folder and settings.json if they are not there yet.
 
     Examples:
       perfmode set performance
+      perfmode set auto
       perfmode set quiet --home ~/trading
     """
     setup_logging()
     h = home_of(home)
-    settings = SettingsStore(h.settings).set_mode(mode, changed_by="cli")
+    settings, released = set_mode_releasing_holds(SettingsStore(h.settings), mode, "cli")
     if json_out:
-        print_json(build_status(h))
+        print_json({**build_status(h), "released_holds": [x.to_json() for x in released]})
         return
     typer.echo(
         f"Mode: {settings.mode.value} (set by {settings.changed_by}, {_when(settings.changed_at)})"
     )
+    for x in released:
+        typer.echo(f"Released {x.describe()} ({x.mode.value}): a mode you set replaces holds")
 
 
 @app.command()
@@ -67,6 +73,8 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 
 def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     lines = _settings_lines(r)
+    for x in r.get("holds") or []:
+        lines.insert(1, ("Hold", hold_line(x)))
     t = r["trainer"]
     if t is None:
         last = r["runs"][0] if r["runs"] else None
@@ -75,6 +83,12 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         lines.append(("Trainer", f"running, pid {t['pid']}, run {t['run']!r}"))
         lines.append(("Applied", _applied(t)))
+        if t.get("mode_reason"):
+            lines.append(("Because", str(t["mode_reason"])[:200]))
+        if t.get("paused_since"):
+            lines.append(("Paused", f"since {_when(parse_time(t['paused_since']))}"))
+        if t.get("input_idle_unknown"):
+            lines.append(("Input idle", str(t["input_idle_unknown"])[:200]))
         lines.append(("Progress", _progress(t)))
         if t.get("eta_at"):
             lines.append(("ETA", _eta(t)))
@@ -134,3 +148,15 @@ def _when(t: datetime | None) -> str:
         return "at an unknown time"
     ago = human_span(max((utc_now() - t).total_seconds(), 0))
     return f"at {t.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}, {ago} ago"
+
+
+def hold_line(x: dict[str, Any]) -> str:
+    """One active hold for people: its id, mode, reason and what ends it."""
+    until = parse_time(x.get("until"))
+    if until is not None:
+        left = human_span(max((until - utc_now()).total_seconds(), 0))
+        ends = f"until {until.astimezone().strftime('%Y-%m-%d %H:%M %Z')} (in {left})"
+    else:
+        ends = f"while pid {x.get('pid')} runs"
+    reason = f" ({x['reason']})" if x.get("reason") else ""
+    return f"{x['id']}: {x['mode']}{reason} {ends}"
