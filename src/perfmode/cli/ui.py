@@ -35,11 +35,9 @@ def ui(
     ] = False,
     home: HomeOpt = None,
 ) -> None:
-    """Serve a live page of this home: the mode, every run's progress and charts, the
-    schedule; change the mode and start or stop runs from the browser.
+    """Serve a live page of this home: mode, runs, charts, schedule; steer them from it.
 
-    Listens on http://127.0.0.1:3200 until Ctrl-C. Trainers started from the page keep
-    running when it stops.
+    Listens on http://127.0.0.1:3200 until Ctrl-C; trainers started from the page keep running.
     """
     # The web stack is imported by this command only, so `set` and `status` stay fast.
     from perfmode.web.server import serve

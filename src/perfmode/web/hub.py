@@ -116,8 +116,7 @@ class Hub:
     def _files_signature(self) -> Signature:
         h = self.home
         parts: list[Any] = [
-            _stat(p)
-            for p in (h.settings, h.runs_dir, h.daemon_pid, h.root, h.root / "configs")
+            _stat(p) for p in (h.settings, h.runs_dir, h.daemon_pid, h.root, h.root / "configs")
         ]
         for run in self._run_names():
             parts += [_stat(h.status_file(run)), _stat(h.metrics_file(run))]
