@@ -456,8 +456,8 @@
   // -- charts ----------------------------------------------------------------------
 
   const CHARTS = [
-    { id: "chart-fps", col: "fps", label: "steps/s", fmt: (v) => num(v), axis: compact },
-    { id: "chart-cpu", col: "cpu_cores", label: "cores", fmt: (v) => num(v, 2), axis: (v) => v.toFixed(1) },
+    { id: "chart-fps", col: "fps", label: "steps/s", fmt: (v) => num(v), axis: compact, zero: true },
+    { id: "chart-cpu", col: "cpu_cores", label: "cores", fmt: (v) => num(v, 2), axis: (v) => v.toFixed(1), zero: true },
     { id: "chart-rew", col: "ep_rew_mean", label: "reward", fmt: (v) => num(v, 3), axis: (v) => +v.toFixed(3) },
   ];
   let plots = [];
@@ -525,7 +525,8 @@
         width: Math.max(box.clientWidth, 200),
         height: 170,
         cursor: { sync: { key: "perfmode" }, drag: { x: true, y: false } },
-        scales: { x: { time: false } },
+        // Speed and CPU from zero, so a halving looks like one; reward fits its range.
+        scales: { x: { time: false }, y: spec.zero ? { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } : {} },
         legend: { show: false },
         series: [{}, { label: spec.label, stroke: series, width: 1.5, points: { show: false } }],
         axes: [
