@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 from _trainer import Trainer, percentile, set_mode
 
+PERFMODE = [sys.executable, "-m", "perfmode"]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -45,7 +46,7 @@ class Ui:
     def __init__(self, home: Path) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "perfmode", "ui", "--home", str(home), "--port", "0"],
+            [*PERFMODE, "ui", "--home", str(home), "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -117,8 +118,8 @@ def edit_to_page(page, settings: Path, n: int) -> list[float]:
 def start_trainer(home: Path) -> Trainer:
     set_mode(home, "quiet")
     subprocess.run(
-        [sys.executable, "-m", "perfmode", "schedule", "--night", "18:00", "--day", "08:00"]
-        + ["--save-only", "--home", str(home)],
+        [*PERFMODE, "schedule", "--night", "18:00", "--day", "08:00", "--save-only"]
+        + ["--home", str(home)],
         check=True,
         capture_output=True,
     )
