@@ -118,8 +118,17 @@ def edit_to_page(page, settings: Path, n: int) -> list[float]:
 def start_trainer(home: Path) -> Trainer:
     set_mode(home, "quiet")
     subprocess.run(
-        [*PERFMODE, "schedule", "--night", "18:00", "--day", "08:00", "--save-only"]
-        + ["--home", str(home)],
+        [
+            *PERFMODE,
+            "schedule",
+            "--night",
+            "18:00",
+            "--day",
+            "08:00",
+            "--save-only",
+            "--home",
+            home,
+        ],
         check=True,
         capture_output=True,
     )
