@@ -15,6 +15,7 @@ Needs Chromium (apt-get install -y chromium, or PERFMODE_CHROMIUM=/path).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -104,7 +105,10 @@ def edit_to_page(page, settings: Path, n: int) -> list[float]:
     for i in range(n):
         mode = ("performance", "quiet")[i % 2]
         t0 = time.perf_counter()
-        settings.write_text(f'{{"performance_mode": "{mode}"}}')
+        # As an editor would: change the value, keep the rest (the timetable among it).
+        data = json.loads(settings.read_text())
+        data["performance_mode"] = mode
+        settings.write_text(json.dumps(data, indent=2))
         page.wait_for_function(
             f"document.getElementById('requested-mode').textContent === '{mode}'",
             polling="raf",
