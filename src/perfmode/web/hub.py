@@ -54,10 +54,13 @@ class Hub:
         self._refreshed = 0.0
         self._runs_sig: Any = object()
         self._runs: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
 
     # -- the loop --------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(POLL_S)
             self.tick()
@@ -128,6 +131,9 @@ class Hub:
         """A queue for one page, already holding the whole picture."""
         self.tick(force=True)
         queue: asyncio.Queue[str | None] = asyncio.Queue()
+        if self.closed:
+            queue.put_nowait(None)
+            return queue
         queue.put_nowait(sse("state", self.state))
         for run, tail in self.tails.items():
             if len(tail.series):
@@ -147,9 +153,16 @@ class Hub:
                 queue.put_nowait(message)
 
     def close(self) -> None:
+        """End every page's stream (their browsers reconnect to whatever serves next)."""
+        self.closed = True
         for queue in list(self.subscribers):
             queue.put_nowait(None)
         self.subscribers.clear()
+
+    def close_soon(self) -> None:
+        """``close`` from a signal handler: on the loop's own turn."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.close)
 
 
 def _valid_run(home: Home, run: str) -> bool:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import socket
 import threading
 import webbrowser
+from typing import Any
 
 from perfmode.errors import PerfmodeError
 from perfmode.home import Home
@@ -89,6 +91,20 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=1,
     )
+    hub = app.state.hub
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Open pages hold a stream each; end them now, or shutdown waits on them and
+            # then cancels them with a traceback.
+            hub.close_soon()
+            # Ctrl-C or SIGTERM is the way to stop the page: exit 0, as `perfmode schedule`
+            # does (uvicorn would re-raise the signal after shutting down). A second Ctrl-C
+            # skips the graceful part.
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
