@@ -55,7 +55,9 @@ def test_steer_a_trainer_from_the_page(home: Home, ui: UiServer, page) -> None:
     page.evaluate("window.__sameLoad = true")
 
     # Start a run from the page, with a config from the home.
-    expect(page.locator("#start-config option[value='tiny.yaml']")).to_have_count(1)
+    expect(page.locator("#start-config option[value='tiny.yaml']")).to_have_count(
+        1, timeout=SLOW_MS
+    )
     page.fill("#start-run", "night")
     page.select_option("#start-config", "tiny.yaml")
     page.click("#start")
@@ -63,11 +65,13 @@ def test_steer_a_trainer_from_the_page(home: Home, ui: UiServer, page) -> None:
     expect(run.locator(".badge")).to_have_text("training", timeout=SLOW_MS)
     pid = read_status(home, "night")["pid"]
     expect(run.locator(".applied .pill")).to_have_text("quiet", timeout=SLOW_MS)
-    expect(run.locator(".applied")).to_contain_text("batch 32 · epochs 2 · threads 1 · CPU 50%")
+    expect(run.locator(".applied")).to_contain_text(
+        "batch 32 · epochs 2 · threads 1 · CPU 50%", timeout=SLOW_MS
+    )
 
     # Performance + Save: the store records the page, the trainer applies it, the page shows it.
     page.click("label[data-mode='performance']")
-    expect(page.locator("#save")).to_be_enabled()
+    expect(page.locator("#save")).to_be_enabled(timeout=SLOW_MS)
     page.click("#save")
     wait_for(
         "settings.json to say performance, by the page",
@@ -87,14 +91,16 @@ def test_steer_a_trainer_from_the_page(home: Home, ui: UiServer, page) -> None:
     expect(page.locator("#requested-by")).to_contain_text("set by cli", timeout=SLOW_MS)
     home.settings.write_text('{"performance_mode": "performance"}')
     expect(page.locator("#requested-mode")).to_have_text("performance", timeout=SLOW_MS)
-    expect(page.locator("#requested-by")).to_contain_text("set by hand edit")
-    expect(page.locator("input[name=mode][value=performance]")).to_be_checked()
+    expect(page.locator("#requested-by")).to_contain_text("set by hand edit", timeout=SLOW_MS)
+    expect(page.locator("input[name=mode][value=performance]")).to_be_checked(timeout=SLOW_MS)
 
     # A corrupt file: its problem in words; the trainer falls back to quiet and says so.
     home.settings.write_text('{"performance_mode": "perf')
     expect(page.locator("#settings-problem")).to_be_visible(timeout=SLOW_MS)
-    expect(page.locator("#settings-problem")).to_contain_text("not valid JSON")
-    expect(run.locator(".notes")).to_contain_text("Trainer sees: settings.json is not valid JSON")
+    expect(page.locator("#settings-problem")).to_contain_text("not valid JSON", timeout=SLOW_MS)
+    expect(run.locator(".notes")).to_contain_text(
+        "Trainer sees: settings.json is not valid JSON", timeout=SLOW_MS
+    )
     expect(run.locator(".applied .pill")).to_have_text("quiet", timeout=SLOW_MS)
 
     # Stop from the page (two clicks): SIGTERM, the trainer saves and says it stopped.
@@ -122,7 +128,7 @@ def test_a_trainer_that_fails_to_start_shows_its_error(home: Home, ui: UiServer,
     expect(run.locator(".notes")).to_contain_text(
         "Trainer exited with status 2: Error: ", timeout=SLOW_MS
     )
-    expect(run.locator(".notes")).to_contain_text("modes.quiet.cpu_share is 0.0")
+    expect(run.locator(".notes")).to_contain_text("modes.quiet.cpu_share is 0.0", timeout=SLOW_MS)
     # Starting the same run again while nothing runs is allowed; a bad name is refused.
     page.fill("#start-run", "../up")
     page.evaluate("document.getElementById('start-run').removeAttribute('pattern')")
