@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from perfmode.home import Home
 from perfmode.web.launcher import Launcher
 from perfmode.web.metrics import MAX_POINTS, MetricsTail
 from perfmode.web.snapshot import build_snapshot
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 REFRESH_S = 2.0
@@ -61,9 +64,17 @@ class Hub:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        failing = False
         while True:
             await asyncio.sleep(POLL_S)
-            self.tick()
+            try:
+                self.tick()
+                failing = False
+            except Exception:
+                # Whatever a file holds, the page keeps updating once it is fixed: say it once.
+                if not failing:
+                    log.exception("⚠️  reading %s failed; retrying", self.home.root)
+                failing = True
 
     def tick(self, force: bool = False) -> None:
         exited = self.launcher.poll()
