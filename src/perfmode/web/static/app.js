@@ -1,680 +1,408 @@
-// The perfmode page: renders what the server pushes (Server-Sent Events), sends the three
-// controls. Everything shown comes from files, so text goes in with textContent, never as HTML.
-"use strict";
+// The perfmode page: renders what the server pushes (Server-Sent Events) and sends the three
+// controls: the mode, starting a run, stopping one.
+import { clearMetrics, onMetrics, rebuild, renderLegend, resize, showRun } from "./charts.js";
+import { $, clock, fillWhen, h, now, num, pill, post, setMsg, setServerTime, title, when, modeColor } from "./dom.js";
 
-(() => {
-  const $ = (id) => document.getElementById(id);
-  const FALLBACK_COLORS = ["#0891b2", "#be185d", "#4d7c0f", "#a16207", "#6d28d9"];
+let state = null;
+let modeDirty = false;
+let selectedRun = null;
+let userPicked = false;
+let firstRender = true;
+const runEls = new Map();
+const stopArmed = new Map();
 
-  let state = null;
-  let offsetMs = 0; // server clock minus this page's clock
-  let modeDirty = false;
-  let selectedRun = null;
-  let userPicked = false;
-  let firstRender = true;
-  const metrics = new Map(); // run -> {steps, time, mode, fps, cpu_cores, ep_rew_mean}
-  const runEls = new Map();
-  const stopArmed = new Map();
+// -- the mode --------------------------------------------------------------------
 
-  // -- small helpers --------------------------------------------------------------
+let modesKey = "";
+function renderMode(s) {
+  const st = s.status;
+  const requested = st ? st.requested_mode : null;
+  const req = $("requested-mode");
+  req.replaceWith(Object.assign(pill(requested), { id: "requested-mode" }));
+  const by = $("requested-by");
+  by.replaceChildren();
+  if (st && st.changed_by) by.append(`set by ${st.changed_by}, `, when(st.changed_at));
+  else if (st) by.append("never set: quiet is the default");
 
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") el.className = v;
-      else if (k === "text") el.textContent = v;
-      else if (k.startsWith("data-")) el.setAttribute(k, v);
-      else el[k] = v;
-    }
-    for (const c of children) if (c !== null && c !== undefined) el.append(c);
-    return el;
-  }
+  const problem = $("settings-problem");
+  problem.hidden = !st || st.settings_ok;
+  if (st && !st.settings_ok) problem.textContent = `settings.json: ${st.settings_problem}`;
+  $("settings-file").textContent = st ? st.settings_file : "";
 
-  const now = () => Date.now() + offsetMs;
-  const num = (v, digits = 0) =>
-    v === null || v === undefined || Number.isNaN(v)
-      ? "–"
-      : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
-  const compact = (v) => {
-    const a = Math.abs(v);
-    if (a >= 1e9) return `${+(v / 1e9).toFixed(2)}B`;
-    if (a >= 1e6) return `${+(v / 1e6).toFixed(2)}M`;
-    if (a >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
-    return `${+v.toFixed(2)}`;
-  };
-
-  function span(seconds) {
-    const s = Math.abs(seconds);
-    if (s < 90) return `${Math.round(s)} s`;
-    if (s < 5400) return `${Math.round(s / 60)} min`;
-    if (s < 2 * 86400) return `${(s / 3600).toFixed(1)} h`;
-    return `${(s / 86400).toFixed(1)} days`;
-  }
-
-  function clock(t, timeZone) {
-    const d = new Date(t);
-    const opts = { hour: "2-digit", minute: "2-digit" };
-    const today = new Date(now()).toDateString() === d.toDateString();
-    if (!today) Object.assign(opts, { weekday: "short", day: "numeric", month: "short" });
-    if (timeZone) opts.timeZone = timeZone;
-    try {
-      return d.toLocaleString([], opts);
-    } catch {
-      delete opts.timeZone;
-      return d.toLocaleString([], opts);
+  const key = s.modes.map((m) => m.value).join(",");
+  if (key !== modesKey) {
+    modesKey = key;
+    const box = $("mode-choices");
+    box.querySelectorAll(".choice").forEach((el) => el.remove());
+    for (const m of s.modes) {
+      const input = h("input", { type: "radio", name: "mode", value: m.value, id: `mode-${m.value}` });
+      const label = h(
+        "label",
+        { class: "choice", htmlFor: `mode-${m.value}`, "data-mode": m.value },
+        input,
+        h("span", { class: "title", text: title(m.value) }),
+        m.help ? h("span", { class: "help", text: m.help }) : null,
+      );
+      label.style.setProperty("--mode-color", modeColor(m.value));
+      box.append(label);
     }
   }
-
-  // A time shown as "21:04, 3 s ago" (or "in 2.0 h"): refreshed every second by the ticker.
-  function when(iso, kind = "ago") {
-    const t = Date.parse(iso);
-    if (!iso || Number.isNaN(t)) return h("span", { text: "at an unknown time" });
-    const el = h("span", { "data-t": String(t), "data-kind": kind, title: new Date(t).toString() });
-    fillWhen(el);
-    return el;
+  const picked = document.querySelector("input[name=mode]:checked");
+  if (!modeDirty && requested) {
+    const input = $(`mode-${requested}`);
+    if (input) input.checked = true;
   }
-  function fillWhen(el) {
-    const t = Number(el.dataset.t);
-    const secs = (now() - t) / 1000;
-    if (el.dataset.kind === "in") el.textContent = secs < 0 ? `in ${span(secs)}` : "due now";
-    else el.textContent = `${clock(t)}, ${span(secs)} ago`;
-  }
+  updateSave(picked ? picked.value : requested);
+}
 
-  function modeColor(mode) {
-    const css = getComputedStyle(document.documentElement).getPropertyValue(`--mode-${mode}`).trim();
-    if (css) return css;
-    let hash = 0;
-    for (const c of String(mode)) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
-    return FALLBACK_COLORS[hash % FALLBACK_COLORS.length];
-  }
-  function pill(mode) {
-    const el = h("span", { class: "pill", text: mode || "–" });
-    if (mode) el.style.setProperty("--mode-color", modeColor(mode));
-    return el;
-  }
-  const title = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+function updateSave() {
+  const picked = document.querySelector("input[name=mode]:checked");
+  const requested = state && state.status ? state.status.requested_mode : null;
+  modeDirty = !!picked && picked.value !== requested;
+  $("save").disabled = !modeDirty;
+}
 
-  async function post(url, body) {
-    const r = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    let data = {};
-    try {
-      data = await r.json();
-    } catch {
-      /* a body that is not JSON: the status line says enough */
-    }
-    if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
-    return data;
-  }
+$("mode-choices").addEventListener("change", () => {
+  updateSave();
+  setMsg($("mode-msg"), modeDirty ? "Not saved yet" : "");
+});
 
-  function setMsg(el, text, kind) {
-    el.textContent = text;
-    el.className = `msg${kind ? ` ${kind}` : ""}`;
-  }
-
-  // -- the mode --------------------------------------------------------------------
-
-  let modesKey = "";
-  function renderMode(s) {
-    const st = s.status;
-    const requested = st ? st.requested_mode : null;
-    const req = $("requested-mode");
-    req.replaceWith(Object.assign(pill(requested), { id: "requested-mode" }));
-    const by = $("requested-by");
-    by.replaceChildren();
-    if (st && st.changed_by) by.append(`set by ${st.changed_by}, `, when(st.changed_at));
-    else if (st) by.append("never set: quiet is the default");
-
-    const problem = $("settings-problem");
-    problem.hidden = !st || st.settings_ok;
-    if (st && !st.settings_ok) problem.textContent = `settings.json: ${st.settings_problem}`;
-    $("settings-file").textContent = st ? st.settings_file : "";
-
-    const key = s.modes.map((m) => m.value).join(",");
-    if (key !== modesKey) {
-      modesKey = key;
-      const box = $("mode-choices");
-      box.querySelectorAll(".choice").forEach((el) => el.remove());
-      for (const m of s.modes) {
-        const input = h("input", { type: "radio", name: "mode", value: m.value, id: `mode-${m.value}` });
-        const label = h(
-          "label",
-          { class: "choice", htmlFor: `mode-${m.value}`, "data-mode": m.value },
-          input,
-          h("span", { class: "title", text: title(m.value) }),
-          m.help ? h("span", { class: "help", text: m.help }) : null,
-        );
-        label.style.setProperty("--mode-color", modeColor(m.value));
-        box.append(label);
-      }
-    }
-    const picked = document.querySelector("input[name=mode]:checked");
-    if (!modeDirty && requested) {
-      const input = $(`mode-${requested}`);
-      if (input) input.checked = true;
-    }
-    updateSave(picked ? picked.value : requested);
-  }
-
-  function updateSave() {
-    const picked = document.querySelector("input[name=mode]:checked");
-    const requested = state && state.status ? state.status.requested_mode : null;
-    modeDirty = !!picked && picked.value !== requested;
-    $("save").disabled = !modeDirty;
-  }
-
-  $("mode-choices").addEventListener("change", () => {
+$("mode-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const picked = document.querySelector("input[name=mode]:checked");
+  if (!picked) return;
+  const msg = $("mode-msg");
+  $("save").disabled = true;
+  setMsg(msg, "Saving…");
+  try {
+    const r = await post("/api/mode", { mode: picked.value });
+    modeDirty = false;
+    setMsg(msg, `Saved: ${r.mode}. Running trainers apply it within a second.`, "ok");
+  } catch (err) {
+    setMsg(msg, err.message, "bad");
     updateSave();
-    setMsg($("mode-msg"), modeDirty ? "Not saved yet" : "");
-  });
+  }
+});
 
-  $("mode-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const picked = document.querySelector("input[name=mode]:checked");
-    if (!picked) return;
-    const msg = $("mode-msg");
-    $("save").disabled = true;
-    setMsg(msg, "Saving…");
-    try {
-      const r = await post("/api/mode", { mode: picked.value });
-      modeDirty = false;
-      setMsg(msg, `Saved: ${r.mode}. Running trainers apply it within a second.`, "ok");
-    } catch (err) {
-      setMsg(msg, err.message, "bad");
-      updateSave();
-    }
-  });
+// -- the schedule ----------------------------------------------------------------
 
-  // -- the schedule ----------------------------------------------------------------
-
-  function renderSchedule(s) {
-    const box = $("schedule");
-    box.replaceChildren();
-    const sch = s.status ? s.status.schedule : null;
-    if (!sch) {
-      box.append(
-        h("p", { class: "muted", text: "No timetable: the mode changes only when you change it." }),
-        h("p", { class: "muted" }, "Set one with ", h("code", { text: "perfmode schedule --night 18:00 --day 08:00" })),
-      );
-      return;
-    }
-    const dl = h("dl", { class: "facts" });
-    const row = (k, ...v) => dl.append(h("dt", { text: k }), h("dd", {}, ...v));
-    if (sch.night && sch.day) {
-      row("Timetable", pill("performance"), ` from ${sch.night}, `, pill("quiet"), ` from ${sch.day}`);
-      row("Weekends", sch.weekends || "schedule");
-    }
-    if (sch.tz) row("Time zone", sch.tz);
-    if (sch.rules && sch.rules.length) {
-      row("Rules", h("ul", { class: "rules" }, ...sch.rules.map((r) => h("li", {}, h("code", { text: r })))));
-    }
-    row(
-      "Daemon",
-      sch.daemon_pid
-        ? h("span", { class: "good", text: `running (pid ${sch.daemon_pid})` })
-        : h("span", { class: "warn", text: "not running" }),
+function renderSchedule(s) {
+  const box = $("schedule");
+  box.replaceChildren();
+  const sch = s.status ? s.status.schedule : null;
+  if (!sch) {
+    box.append(
+      h("p", { class: "muted", text: "No timetable: the mode changes only when you change it." }),
+      h("p", { class: "muted" }, "Set one with ", h("code", { text: "perfmode schedule --night 18:00 --day 08:00" })),
     );
-    if (sch.scheduled_mode) row("Scheduled now", pill(sch.scheduled_mode), " since ", when(sch.scheduled_since));
-    const next = sch.next_switch;
-    if (next) {
-      const dd = [pill(next.mode), ` at ${clock(Date.parse(next.at), sch.tz)} `, "(", when(next.at, "in"), ")"];
-      if (!sch.daemon_pid) {
-        dd.push(
-          h("div", { class: "warn" }, "Will not happen: no schedule daemon runs. Start it with ", h("code", { text: "perfmode schedule" })),
-        );
-      }
-      row("Next switch", ...dd);
-    }
-    if (sch.problem) row("Problem", h("span", { class: "warn", text: sch.problem }));
-    box.append(dl);
+    return;
   }
-
-  // -- runs ------------------------------------------------------------------------
-
-  function renderConfigs(configs) {
-    const sel = $("start-config");
-    const key = configs.join("\n");
-    if (sel.dataset.key === key) return;
-    const keep = sel.value;
-    sel.replaceChildren(...configs.map((c) => h("option", { value: c, text: c })));
-    if (configs.includes(keep)) sel.value = keep;
-    sel.dataset.key = key;
+  const dl = h("dl", { class: "facts" });
+  const row = (k, ...v) => dl.append(h("dt", { text: k }), h("dd", {}, ...v));
+  if (sch.night && sch.day) {
+    row("Timetable", pill("performance"), ` from ${sch.night}, `, pill("quiet"), ` from ${sch.day}`);
+    row("Weekends", sch.weekends || "schedule");
   }
-
-  function runState(st, launch) {
-    const launchRunning = launch && launch.running;
-    if (launchRunning && !(st && st.running && st.pid === launch.pid)) return "starting";
-    if (st && st.running) return st.state || "training";
-    const launchNewer = launch && (!st || String(launch.started_at) > String(st.heartbeat || ""));
-    if (launch && !launch.running && launch.exit_code !== 0 && launchNewer) return "failed";
-    if (!st) return "not running";
-    return st.state === "training" ? "not running" : st.state || "not running";
+  if (sch.tz) row("Time zone", sch.tz);
+  if (sch.rules && sch.rules.length) {
+    row("Rules", h("ul", { class: "rules" }, ...sch.rules.map((r) => h("li", {}, h("code", { text: r })))));
   }
-
-  function runList(s) {
-    const statuses = (s.status && s.status.runs) || [];
-    const launches = s.launches || {};
-    const names = statuses.map((r) => r.run);
-    for (const run of Object.keys(launches)) if (!names.includes(run)) names.push(run);
-    const byRun = new Map(statuses.map((r) => [r.run, r]));
-    const items = names.map((run) => {
-      const st = byRun.get(run) || null;
-      const launch = launches[run] || null;
-      return { run, st, launch, state: runState(st, launch) };
-    });
-    const active = (i) => (i.state === "training" || i.state === "starting" ? 0 : 1);
-    return items.sort((a, b) => active(a) - active(b)); // stable: newest heartbeat next
-  }
-
-  function renderRuns(s) {
-    const box = $("runs");
-    const items = runList(s);
-    const seen = new Set();
-    let prev = null;
-    for (const item of items) {
-      seen.add(item.run);
-      let el = runEls.get(item.run);
-      if (!el) {
-        el = makeRun(item.run);
-        runEls.set(item.run, el);
-      }
-      fillRun(el, item, s);
-      if (prev ? prev.nextSibling !== el : box.firstChild !== el) {
-        if (prev) prev.after(el);
-        else box.prepend(el);
-      }
-      prev = el;
-    }
-    for (const [run, el] of runEls) {
-      if (!seen.has(run)) {
-        el.remove();
-        runEls.delete(run);
-      }
-    }
-    let none = box.querySelector(".none");
-    if (!items.length && !none) {
-      none = h("p", { class: "none" }, "No runs yet. Start one here, or run ", h("code", { text: "perfmode train" }), ".");
-      box.append(none);
-    } else if (items.length && none) none.remove();
-    if (!userPicked || !items.some((i) => i.run === selectedRun)) {
-      const pick = items.length ? items[0].run : null;
-      if (pick !== selectedRun) selectRun(pick, false);
-    }
-    for (const [run, el] of runEls) el.classList.toggle("selected", run === selectedRun);
-  }
-
-  function makeRun(run) {
-    const el = h("article", { class: "run", "data-run": run, tabIndex: 0 });
-    const stop = h("button", { type: "button", class: "danger stop", text: "Stop" });
-    stop.addEventListener("click", (e) => {
-      e.stopPropagation();
-      onStop(run, stop, el);
-    });
-    el.append(
-      h(
-        "div",
-        { class: "run-head" },
-        h("span", { class: "run-name", text: run }),
-        h("span", { class: "badge" }),
-        h("span", { class: "muted meta" }),
-        h("span", { class: "spacer" }),
-        stop,
-      ),
-      h("div", { class: "progress" }, h("div", { class: "bar" }, h("span")), h("span", { class: "num" })),
-      h("div", { class: "run-facts" }),
-      h("div", { class: "applied" }),
-      h("div", { class: "notes" }),
-    );
-    el.addEventListener("click", () => selectRun(run, true));
-    el.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && e.target === el) selectRun(run, true);
-    });
-    return el;
-  }
-
-  function fillRun(el, { run, st, launch, state: rstate }, s) {
-    const q = (sel) => el.querySelector(sel);
-    const badge = q(".badge");
-    badge.textContent = rstate;
-    badge.dataset.state = rstate;
-    const running = rstate === "training" || rstate === "starting";
-    const pid = st && st.running ? st.pid : launch && launch.running ? launch.pid : null;
-    q(".meta").textContent = [pid ? `pid ${pid}` : null, st && st.device].filter(Boolean).join(" · ");
-    const stop = q(".stop");
-    stop.hidden = !running;
-    if (!running) disarm(run, stop);
-
-    const done = st ? st.timesteps || 0 : 0;
-    const total = st ? st.total_timesteps || 0 : 0;
-    const frac = total ? Math.min(1, done / total) : 0;
-    q(".bar > span").style.width = `${(frac * 100).toFixed(2)}%`;
-    q(".num").textContent = st ? `${num(done)} / ${num(total)} steps · ${(frac * 100).toFixed(1)}%` : "no progress yet";
-
-    const facts = q(".run-facts");
-    facts.replaceChildren();
-    const fact = (k, ...v) => facts.append(h("span", {}, h("span", { class: "k", text: k }), ...v));
-    if (st && st.running) {
-      fact("steps/s", h("b", { text: num(st.fps) }));
-      if (st.fps > 0 && total > done) {
-        const eta = new Date(now() + ((total - done) / st.fps) * 1000).toISOString();
-        fact("ETA", when(eta, "in"), ` (${clock(Date.parse(eta))})`);
-      }
-    } else if (st && st.heartbeat) fact("last seen", when(st.heartbeat));
-    if (st && st.last_checkpoint) {
-      const name = String(st.last_checkpoint).split(/[\\/]/).pop();
-      fact("checkpoint", `${num(st.last_checkpoint_timesteps)} steps `, h("span", { class: "muted", text: `(${name})` }));
-    } else if (st) fact("checkpoint", "none yet");
-
-    const applied = q(".applied");
-    applied.replaceChildren();
-    if (st && st.applied_mode) {
-      const cpu = typeof st.cpu_share === "number" ? `${Math.round(st.cpu_share * 100)}%` : "?";
-      applied.append(
-        h("span", { class: "k muted", text: st.running ? "Applied" : "Last applied" }),
-        pill(st.applied_mode),
-        h("span", { text: `batch ${st.batch_size} · epochs ${st.n_epochs} · threads ${st.torch_threads} · CPU ${cpu}` }),
-        h("span", { class: "muted" }, "since ", when(st.applied_at)),
+  row(
+    "Daemon",
+    sch.daemon_pid
+      ? h("span", { class: "good", text: `running (pid ${sch.daemon_pid})` })
+      : h("span", { class: "warn", text: "not running" }),
+  );
+  if (sch.scheduled_mode) row("Scheduled now", pill(sch.scheduled_mode), " since ", when(sch.scheduled_since));
+  const next = sch.next_switch;
+  if (next) {
+    const dd = [pill(next.mode), ` at ${clock(Date.parse(next.at), sch.tz)} `, "(", when(next.at, "in"), ")"];
+    if (!sch.daemon_pid) {
+      dd.push(
+        h("div", { class: "warn" }, "Will not happen: no schedule daemon runs. Start it with ", h("code", { text: "perfmode schedule" })),
       );
     }
-
-    const notes = q(".notes");
-    notes.replaceChildren();
-    const note = (text, bad) => notes.append(h("p", { class: `note${bad ? " bad" : " muted"}`, text }));
-    const requested = s.status ? s.status.requested_mode : null;
-    if (st && st.running && requested && st.applied_mode !== requested && !st.settings_problem) {
-      note(`Switching to ${requested}: threads and CPU share at once, batch and epochs at the next update…`);
-    }
-    if (st && st.running && st.settings_problem) note(`Trainer sees: ${st.settings_problem}`, true);
-    if (st && st.oom_events && st.oom_events.length) {
-      note(`CUDA ran out of memory ${st.oom_events.length}×; batch capped at ${st.batch_cap}`, true);
-    }
-    if (rstate === "not running" && st && st.state === "training") {
-      note("The trainer stopped without saying so (killed, or it crashed); start it again to resume from the last checkpoint.", true);
-    }
-    if (launch && rstate === "starting") note(`Started from this page with ${launch.config}; loading…`);
-    if (launch && !launch.running && launch.message) {
-      const failed = launch.exit_code !== 0;
-      note(`${failed ? `Trainer exited with status ${launch.exit_code}` : "Trainer exited"}: ${launch.message}`, failed);
-    }
-    const msg = el.querySelector(".stop-msg");
-    if (msg) notes.append(msg);
+    row("Next switch", ...dd);
   }
+  if (sch.problem) row("Problem", h("span", { class: "warn", text: sch.problem }));
+  box.append(dl);
+}
 
-  function disarm(run, btn) {
-    clearTimeout(stopArmed.get(run));
-    stopArmed.delete(run);
-    btn.textContent = "Stop";
-  }
+// -- runs ------------------------------------------------------------------------
 
-  async function onStop(run, btn, el) {
-    if (!stopArmed.has(run)) {
-      // Two clicks: a run of days is not stopped by a stray one (it would save, but still).
-      btn.textContent = "Click again to stop";
-      stopArmed.set(run, setTimeout(() => disarm(run, btn), 4000));
-      return;
-    }
-    disarm(run, btn);
-    btn.disabled = true;
-    let msg = el.querySelector(".stop-msg");
-    if (!msg) msg = h("p", { class: "note muted stop-msg" });
-    el.querySelector(".notes").append(msg);
-    try {
-      const r = await post("/api/runs/stop", { run });
-      msg.textContent = `Sent SIGTERM to pid ${r.pid}: it saves a checkpoint, then exits.`;
-      msg.className = "note muted stop-msg";
-    } catch (err) {
-      msg.textContent = err.message;
-      msg.className = "note bad stop-msg";
-    } finally {
-      btn.disabled = false;
-      setTimeout(() => msg.remove(), 15000);
-    }
-  }
+function renderConfigs(configs) {
+  const sel = $("start-config");
+  const key = configs.join("\n");
+  if (sel.dataset.key === key) return;
+  const keep = sel.value;
+  sel.replaceChildren(...configs.map((c) => h("option", { value: c, text: c })));
+  if (configs.includes(keep)) sel.value = keep;
+  sel.dataset.key = key;
+}
 
-  $("start-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const run = $("start-run").value.trim();
-    const config = $("start-config").value;
-    const msg = $("start-msg");
-    $("start").disabled = true;
-    setMsg(msg, `Starting run ${run}…`);
-    try {
-      const r = await post("/api/runs/start", { run, config });
-      setMsg(msg, `Started run ${r.run} (pid ${r.pid}) with ${r.config}.`, "ok");
-      selectRun(run, true);
-    } catch (err) {
-      setMsg(msg, err.message, "bad");
-    } finally {
-      $("start").disabled = false;
-    }
+function runState(st, launch) {
+  const launchRunning = launch && launch.running;
+  if (launchRunning && !(st && st.running && st.pid === launch.pid)) return "starting";
+  if (st && st.running) return st.state || "training";
+  const launchNewer = launch && (!st || String(launch.started_at) > String(st.heartbeat || ""));
+  if (launch && !launch.running && launch.exit_code !== 0 && launchNewer) return "failed";
+  if (!st) return "not running";
+  return st.state === "training" ? "not running" : st.state || "not running";
+}
+
+function runList(s) {
+  const statuses = (s.status && s.status.runs) || [];
+  const launches = s.launches || {};
+  const names = statuses.map((r) => r.run);
+  for (const run of Object.keys(launches)) if (!names.includes(run)) names.push(run);
+  const byRun = new Map(statuses.map((r) => [r.run, r]));
+  const items = names.map((run) => {
+    const st = byRun.get(run) || null;
+    const launch = launches[run] || null;
+    return { run, st, launch, state: runState(st, launch) };
   });
+  const active = (i) => (i.state === "training" || i.state === "starting" ? 0 : 1);
+  return items.sort((a, b) => active(a) - active(b)); // stable: newest heartbeat next
+}
 
-  // -- charts ----------------------------------------------------------------------
-
-  const CHARTS = [
-    { id: "chart-fps", col: "fps", label: "steps/s", fmt: (v) => num(v), axis: compact, zero: true },
-    { id: "chart-cpu", col: "cpu_cores", label: "cores", fmt: (v) => num(v, 2), axis: (v) => v.toFixed(1), zero: true },
-    { id: "chart-rew", col: "ep_rew_mean", label: "reward", fmt: (v) => num(v, 3), axis: (v) => +v.toFixed(3) },
-  ];
-  let plots = [];
-  let zoomed = false;
-  let syncing = false;
-  let drawQueued = false;
-
-  function stretches(d) {
-    const out = [];
-    const n = d.steps.length;
-    for (let i = 0; i < n; i++) {
-      const x0 = i > 0 ? d.steps[i - 1] : d.steps[0] - (n > 1 ? d.steps[1] - d.steps[0] : 0);
-      const last = out[out.length - 1];
-      if (last && last.mode === d.mode[i]) last.x1 = d.steps[i];
-      else out.push({ mode: d.mode[i], x0, x1: d.steps[i] });
+function renderRuns(s) {
+  const box = $("runs");
+  const items = runList(s);
+  const seen = new Set();
+  let prev = null;
+  for (const item of items) {
+    seen.add(item.run);
+    let el = runEls.get(item.run);
+    if (!el) {
+      el = makeRun(item.run);
+      runEls.set(item.run, el);
     }
-    return out.filter((s) => s.mode);
+    fillRun(el, item, s);
+    if (prev ? prev.nextSibling !== el : box.firstChild !== el) {
+      if (prev) prev.after(el);
+      else box.prepend(el);
+    }
+    prev = el;
   }
-
-  function shadePlugin() {
-    return {
-      hooks: {
-        drawClear: (u) => {
-          const d = metrics.get(selectedRun);
-          if (!d) return;
-          const { left, top, width, height } = u.bbox;
-          const alpha = parseFloat(getComputedStyle(document.documentElement).getPropertyValue("--shade-alpha")) || 0.1;
-          const ctx = u.ctx;
-          ctx.save();
-          ctx.beginPath();
-          ctx.rect(left, top, width, height);
-          ctx.clip();
-          ctx.globalAlpha = alpha;
-          for (const s of stretches(d)) {
-            const a = u.valToPos(s.x0, "x", true);
-            const b = u.valToPos(s.x1, "x", true);
-            if (b < left || a > left + width) continue;
-            ctx.fillStyle = modeColor(s.mode);
-            ctx.fillRect(a, top, Math.max(b - a, 1), height);
-          }
-          ctx.restore();
-        },
-      },
-    };
-  }
-
-  function chartData(spec) {
-    const d = metrics.get(selectedRun);
-    return d ? [d.steps, d[spec.col]] : [[], []];
-  }
-
-  function buildCharts() {
-    for (const p of plots) p.destroy();
-    plots = [];
-    if (typeof uPlot === "undefined") return;
-    const css = getComputedStyle(document.documentElement);
-    const muted = css.getPropertyValue("--muted").trim();
-    const line = css.getPropertyValue("--line").trim();
-    const series = css.getPropertyValue("--series").trim();
-    for (const spec of CHARTS) {
-      const box = $(spec.id);
-      box.querySelectorAll(".uplot").forEach((el) => el.remove());
-      const axis = { stroke: muted, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
-      const opts = {
-        width: Math.max(box.clientWidth, 200),
-        height: 170,
-        cursor: { sync: { key: "perfmode" }, drag: { x: true, y: false } },
-        // Speed and CPU from zero, so a halving looks like one; reward fits its range.
-        scales: { x: { time: false }, y: spec.zero ? { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } : {} },
-        legend: { show: false },
-        series: [{}, { label: spec.label, stroke: series, width: 1.5, points: { show: false } }],
-        axes: [
-          { ...axis, values: (u, vals) => vals.map((v) => (v === null ? "" : compact(v))) },
-          { ...axis, size: 56, values: (u, vals) => vals.map((v) => (v === null ? "" : spec.axis(v))) },
-        ],
-        hooks: {
-          setCursor: [(u) => showReadout(u.cursor.idx)],
-          setScale: [
-            (u, key) => {
-              if (key !== "x" || syncing) return;
-              const xs = u.data[0];
-              zoomed = xs.length > 0 && (u.scales.x.min > xs[0] || u.scales.x.max < xs[xs.length - 1]);
-              syncing = true;
-              for (const p of plots) if (p !== u) p.setScale("x", { min: u.scales.x.min, max: u.scales.x.max });
-              syncing = false;
-            },
-          ],
-        },
-        plugins: [shadePlugin()],
-      };
-      plots.push(new uPlot(opts, chartData(spec), box));
+  for (const [run, el] of runEls) {
+    if (!seen.has(run)) {
+      el.remove();
+      runEls.delete(run);
     }
   }
+  let none = box.querySelector(".none");
+  if (!items.length && !none) {
+    none = h("p", { class: "none" }, "No runs yet. Start one here, or run ", h("code", { text: "perfmode train" }), ".");
+    box.append(none);
+  } else if (items.length && none) none.remove();
+  if (!userPicked || !items.some((i) => i.run === selectedRun)) {
+    const pick = items.length ? items[0].run : null;
+    if (pick !== selectedRun) selectRun(pick, false);
+  }
+  for (const [run, el] of runEls) el.classList.toggle("selected", run === selectedRun);
+}
 
-  const HINT = "Hover for values · drag to zoom · double-click to zoom out";
-  function showReadout(idx) {
-    const box = $("readout");
-    const d = metrics.get(selectedRun);
-    if (!d || idx === null || idx === undefined || idx >= d.steps.length) {
-      box.replaceChildren(HINT);
-      return;
+function makeRun(run) {
+  const el = h("article", { class: "run", "data-run": run, tabIndex: 0 });
+  const stop = h("button", { type: "button", class: "danger stop", text: "Stop" });
+  stop.addEventListener("click", (e) => {
+    e.stopPropagation();
+    onStop(run, stop, el);
+  });
+  el.append(
+    h(
+      "div",
+      { class: "run-head" },
+      h("span", { class: "run-name", text: run }),
+      h("span", { class: "badge" }),
+      h("span", { class: "muted meta" }),
+      h("span", { class: "spacer" }),
+      stop,
+    ),
+    h("div", { class: "progress" }, h("div", { class: "bar" }, h("span")), h("span", { class: "num" })),
+    h("div", { class: "run-facts" }),
+    h("div", { class: "applied" }),
+    h("div", { class: "notes" }),
+  );
+  el.addEventListener("click", () => selectRun(run, true));
+  el.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target === el) selectRun(run, true);
+  });
+  return el;
+}
+
+function fillRun(el, { run, st, launch, state: rstate }, s) {
+  const q = (sel) => el.querySelector(sel);
+  const badge = q(".badge");
+  badge.textContent = rstate;
+  badge.dataset.state = rstate;
+  const running = rstate === "training" || rstate === "starting";
+  const pid = st && st.running ? st.pid : launch && launch.running ? launch.pid : null;
+  q(".meta").textContent = [pid ? `pid ${pid}` : null, st && st.device].filter(Boolean).join(" · ");
+  const stop = q(".stop");
+  stop.hidden = !running;
+  if (!running) disarm(run, stop);
+
+  const done = st ? st.timesteps || 0 : 0;
+  const total = st ? st.total_timesteps || 0 : 0;
+  const frac = total ? Math.min(1, done / total) : 0;
+  q(".bar > span").style.width = `${(frac * 100).toFixed(2)}%`;
+  q(".num").textContent = st ? `${num(done)} / ${num(total)} steps · ${(frac * 100).toFixed(1)}%` : "no progress yet";
+
+  const facts = q(".run-facts");
+  facts.replaceChildren();
+  const fact = (k, ...v) => facts.append(h("span", {}, h("span", { class: "k", text: k }), ...v));
+  if (st && st.running) {
+    fact("steps/s", h("b", { text: num(st.fps) }));
+    if (st.fps > 0 && total > done) {
+      const eta = new Date(now() + ((total - done) / st.fps) * 1000).toISOString();
+      fact("ETA", when(eta, "in"), ` (${clock(Date.parse(eta))})`);
     }
-    box.replaceChildren(
-      h("b", { text: `${num(d.steps[idx])} steps` }),
-      " ",
-      pill(d.mode[idx] || "?"),
-      ` ${d.time[idx] ? clock(Date.parse(d.time[idx])) : ""} · `,
-      ...CHARTS.map((c, i) => `${i ? " · " : ""}${c.fmt(d[c.col][idx])} ${c.label}`),
+  } else if (st && st.heartbeat) fact("last seen", when(st.heartbeat));
+  if (st && st.last_checkpoint) {
+    const name = String(st.last_checkpoint).split(/[\\/]/).pop();
+    fact("checkpoint", `${num(st.last_checkpoint_timesteps)} steps `, h("span", { class: "muted", text: `(${name})` }));
+  } else if (st) fact("checkpoint", "none yet");
+
+  const applied = q(".applied");
+  applied.replaceChildren();
+  if (st && st.applied_mode) {
+    const cpu = typeof st.cpu_share === "number" ? `${Math.round(st.cpu_share * 100)}%` : "?";
+    applied.append(
+      h("span", { class: "k muted", text: st.running ? "Applied" : "Last applied" }),
+      pill(st.applied_mode),
+      h("span", { text: `batch ${st.batch_size} · epochs ${st.n_epochs} · threads ${st.torch_threads} · CPU ${cpu}` }),
+      h("span", { class: "muted" }, "since ", when(st.applied_at)),
     );
   }
 
-  function redrawCharts() {
-    if (drawQueued) return;
-    drawQueued = true;
-    requestAnimationFrame(() => {
-      drawQueued = false;
-      const d = metrics.get(selectedRun);
-      const n = d ? d.steps.length : 0;
-      $("charts-empty").hidden = n > 0;
-      for (const id of ["chart-fps", "chart-cpu", "chart-rew"]) $(id).hidden = n === 0;
-      $("chart-count").textContent = n ? `· ${num(n)} updates` : "";
-      $("readout").hidden = n === 0;
-      if (n && !plots.length) {
-        buildCharts();
-        showReadout(null);
-      }
-      plots.forEach((p, i) => p.setData(chartData(CHARTS[i]), !zoomed));
-    });
+  const notes = q(".notes");
+  notes.replaceChildren();
+  const note = (text, bad) => notes.append(h("p", { class: `note${bad ? " bad" : " muted"}`, text }));
+  const requested = s.status ? s.status.requested_mode : null;
+  if (st && st.running && requested && st.applied_mode !== requested && !st.settings_problem) {
+    note(`Switching to ${requested}: threads and CPU share at once, batch and epochs at the next update…`);
   }
-
-  function renderLegend(s) {
-    const box = $("mode-legend");
-    const key = s.modes.map((m) => m.value).join(",");
-    if (box.dataset.key === key) return;
-    box.dataset.key = key;
-    box.replaceChildren(
-      ...s.modes.map((m) => {
-        const i = h("i");
-        i.style.setProperty("--mode-color", modeColor(m.value));
-        return h("span", {}, i, m.value);
-      }),
-    );
+  if (st && st.running && st.settings_problem) note(`Trainer sees: ${st.settings_problem}`, true);
+  if (st && st.oom_events && st.oom_events.length) {
+    note(`CUDA ran out of memory ${st.oom_events.length}×; batch capped at ${st.batch_cap}`, true);
   }
-
-  function selectRun(run, byUser) {
-    if (byUser) userPicked = true;
-    if (run === selectedRun) return;
-    selectedRun = run;
-    zoomed = false;
-    $("chart-run").textContent = run || "–";
-    for (const [r, el] of runEls) el.classList.toggle("selected", r === selectedRun);
-    redrawCharts();
+  if (rstate === "not running" && st && st.state === "training") {
+    note("The trainer stopped without saying so (killed, or it crashed); start it again to resume from the last checkpoint.", true);
   }
-
-  function onMetrics(m) {
-    if (m.reset || !metrics.has(m.run)) metrics.set(m.run, m.cols);
-    else {
-      const d = metrics.get(m.run);
-      for (const [k, v] of Object.entries(m.cols)) d[k].push(...v);
-    }
-    if (m.run === selectedRun) redrawCharts();
+  if (launch && rstate === "starting") note(`Started from this page with ${launch.config}; loading…`);
+  if (launch && !launch.running && launch.message) {
+    const failed = launch.exit_code !== 0;
+    note(`${failed ? `Trainer exited with status ${launch.exit_code}` : "Trainer exited"}: ${launch.message}`, failed);
   }
+  const msg = el.querySelector(".stop-msg");
+  if (msg) notes.append(msg);
+}
 
-  // -- the stream ------------------------------------------------------------------
+function disarm(run, btn) {
+  clearTimeout(stopArmed.get(run));
+  stopArmed.delete(run);
+  btn.textContent = "Stop";
+}
 
-  function onState(s) {
-    state = s;
-    offsetMs = Date.parse(s.server_time) - Date.now() || 0;
-    $("home").textContent = s.home;
-    const banner = $("banner");
-    banner.hidden = !s.problem;
-    banner.textContent = s.problem || "";
-    renderMode(s);
-    renderSchedule(s);
-    renderConfigs(s.configs || []);
-    renderRuns(s);
-    renderLegend(s);
-    if (firstRender) {
-      firstRender = false;
-      performance.mark("perfmode-first-state");
-      document.body.dataset.ready = "1";
-    }
+async function onStop(run, btn, el) {
+  if (!stopArmed.has(run)) {
+    // Two clicks: a run of days is not stopped by a stray one (it would save, but still).
+    btn.textContent = "Click again to stop";
+    stopArmed.set(run, setTimeout(() => disarm(run, btn), 4000));
+    return;
   }
-
-  let lostTimer = null;
-  function setConn(kind, text) {
-    $("conn").dataset.state = kind;
-    $("conn-text").textContent = text;
-    clearTimeout(lostTimer);
-    if (kind === "live") $("main").classList.remove("stale");
-    // A page that cannot hear the server must not look current.
-    else lostTimer = setTimeout(() => $("main").classList.add("stale"), 3000);
+  disarm(run, btn);
+  btn.disabled = true;
+  let msg = el.querySelector(".stop-msg");
+  if (!msg) msg = h("p", { class: "note muted stop-msg" });
+  el.querySelector(".notes").append(msg);
+  try {
+    const r = await post("/api/runs/stop", { run });
+    msg.textContent = `Sent SIGTERM to pid ${r.pid}: it saves a checkpoint, then exits.`;
+    msg.className = "note muted stop-msg";
+  } catch (err) {
+    msg.textContent = err.message;
+    msg.className = "note bad stop-msg";
+  } finally {
+    btn.disabled = false;
+    setTimeout(() => msg.remove(), 15000);
   }
+}
 
-  function connect() {
-    const es = new EventSource("/api/events");
-    es.addEventListener("open", () => {
-      metrics.clear(); // the server sends every run's rows again
-      setConn("live", "Live");
-    });
-    es.addEventListener("state", (e) => onState(JSON.parse(e.data)));
-    es.addEventListener("metrics", (e) => onMetrics(JSON.parse(e.data)));
-    es.addEventListener("error", () => {
-      if (es.readyState === EventSource.CLOSED) {
-        setConn("lost", "Disconnected: is perfmode ui still running? Retrying…");
-        setTimeout(connect, 2000);
-      } else setConn("lost", "Reconnecting…");
-    });
+$("start-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const run = $("start-run").value.trim();
+  const config = $("start-config").value;
+  const msg = $("start-msg");
+  $("start").disabled = true;
+  setMsg(msg, `Starting run ${run}…`);
+  try {
+    const r = await post("/api/runs/start", { run, config });
+    setMsg(msg, `Started run ${r.run} (pid ${r.pid}) with ${r.config}.`, "ok");
+    selectRun(run, true);
+  } catch (err) {
+    setMsg(msg, err.message, "bad");
+  } finally {
+    $("start").disabled = false;
   }
+});
 
-  setInterval(() => document.querySelectorAll("[data-t]").forEach(fillWhen), 1000);
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
-    buildCharts();
-    redrawCharts();
+function selectRun(run, byUser) {
+  if (byUser) userPicked = true;
+  selectedRun = run;
+  for (const [r, el] of runEls) el.classList.toggle("selected", r === selectedRun);
+  showRun(run);
+}
+
+// -- the stream ------------------------------------------------------------------
+
+function onState(s) {
+  state = s;
+  setServerTime(s.server_time);
+  $("home").textContent = s.home;
+  const banner = $("banner");
+  banner.hidden = !s.problem;
+  banner.textContent = s.problem || "";
+  renderMode(s);
+  renderSchedule(s);
+  renderConfigs(s.configs || []);
+  renderRuns(s);
+  renderLegend(s.modes);
+  if (firstRender) {
+    firstRender = false;
+    performance.mark("perfmode-first-state");
+    document.body.dataset.ready = "1";
+  }
+}
+
+let lostTimer = null;
+function setConn(kind, text) {
+  $("conn").dataset.state = kind;
+  $("conn-text").textContent = text;
+  clearTimeout(lostTimer);
+  if (kind === "live") $("main").classList.remove("stale");
+  // A page that cannot hear the server must not look current.
+  else lostTimer = setTimeout(() => $("main").classList.add("stale"), 3000);
+}
+
+function connect() {
+  const es = new EventSource("/api/events");
+  es.addEventListener("open", () => {
+    clearMetrics();
+    setConn("live", "Live");
   });
-  new ResizeObserver(() => {
-    for (const p of plots) p.setSize({ width: Math.max(p.root.parentElement.clientWidth, 200), height: 170 });
-  }).observe($("charts-card"));
-  connect();
-})();
+  es.addEventListener("state", (e) => onState(JSON.parse(e.data)));
+  es.addEventListener("metrics", (e) => onMetrics(JSON.parse(e.data)));
+  es.addEventListener("error", () => {
+    if (es.readyState === EventSource.CLOSED) {
+      setConn("lost", "Disconnected: is perfmode ui still running? Retrying…");
+      setTimeout(connect, 2000);
+    } else setConn("lost", "Reconnecting…");
+  });
+}
+
+setInterval(() => document.querySelectorAll("[data-t]").forEach(fillWhen), 1000);
+window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", rebuild);
+new ResizeObserver(resize).observe($("charts-card"));
+connect();
