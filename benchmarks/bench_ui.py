@@ -180,6 +180,10 @@ def main() -> None:
                 set_mode(home, "quiet")
                 if args.screenshot:
                     time.sleep(3)
+                    # Hover the performance stretch: the readout shows what the cursor is on.
+                    over = page.locator("#chart-fps .u-over")
+                    box = over.bounding_box()
+                    over.hover(position={"x": box["width"] * 0.55, "y": box["height"] / 2})
                     page.screenshot(path=str(args.screenshot), full_page=True)
                 browser.close()
         finally:
