@@ -8,7 +8,8 @@ With a real trainer running (default config, quiet, 5M-step target), a stored ti
 - the `perfmode ui` process's CPU time over a window, as a share of one core, with the
   page open (the mode switched twice in the window) and with no page open.
 
-Run: .venv/bin/python benchmarks/bench_ui.py [--seconds 60] [--loads 10] [--screenshot docs/ui.png]
+Run: .venv/bin/python benchmarks/bench_ui.py [--seconds 60] [--loads 10] [--config CFG]
+       [--screenshot docs/ui.png]
 Needs Chromium (apt-get install -y chromium, or PERFMODE_CHROMIUM=/path).
 """
 
@@ -119,7 +120,7 @@ def edit_to_page(page, settings: Path, n: int) -> list[float]:
     return times
 
 
-def start_trainer(home: Path) -> Trainer:
+def start_trainer(home: Path, config: Path | None) -> Trainer:
     set_mode(home, "quiet")
     subprocess.run(
         [
@@ -136,7 +137,8 @@ def start_trainer(home: Path) -> Trainer:
         check=True,
         capture_output=True,
     )
-    trainer = Trainer(home, "--timesteps", "5000000")
+    extra = ["--config", str(config)] if config else []
+    trainer = Trainer(home, "--timesteps", "5000000", *extra)
     try:
         trainer.wait_line("Performance mode: quiet", timeout=120)
     except BaseException:
@@ -150,6 +152,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="CPU window, each case")
     parser.add_argument("--loads", type=int, default=10)
     parser.add_argument("--screenshot", type=Path, help="save the page as a PNG at the end")
+    parser.add_argument("--config", type=Path, help="the trainer's config (default: built in)")
     args = parser.parse_args()
     chromium = os.environ.get("PERFMODE_CHROMIUM") or shutil.which("chromium")
     if not chromium:
@@ -158,7 +161,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        trainer = start_trainer(home)
+        trainer = start_trainer(home, args.config)
         ui = Ui(home)
         try:
             idle = ui.cpu_share(min(args.seconds, 30))
@@ -176,8 +179,6 @@ def main() -> None:
                     threading.Timer(2 * w / 3, set_mode, (home, "quiet")).start()
 
                 busy = ui.cpu_share(args.seconds, during=switches)
-                edits = edit_to_page(page, home / "settings.json", 10)
-                set_mode(home, "quiet")
                 if args.screenshot:
                     time.sleep(3)
                     # Hover the performance stretch: the readout shows what the cursor is on.
@@ -185,6 +186,7 @@ def main() -> None:
                     box = over.bounding_box()
                     over.hover(position={"x": box["width"] * 0.55, "y": box["height"] / 2})
                     page.screenshot(path=str(args.screenshot), full_page=True)
+                edits = edit_to_page(page, home / "settings.json", 10)
                 browser.close()
         finally:
             ui.stop()

@@ -144,8 +144,9 @@ function runState(st, launch) {
   const launchRunning = launch && launch.running;
   if (launchRunning && !(st && st.running && st.pid === launch.pid)) return "starting";
   if (st && st.running) return st.state || "training";
-  const launchNewer = launch && (!st || String(launch.started_at) > String(st.heartbeat || ""));
-  if (launch && !launch.running && launch.exit_code !== 0 && launchNewer) return "failed";
+  // A trainer started here that exited with an error, whether or not it wrote a status.
+  const ours = launch && (!st || st.pid === launch.pid || String(launch.started_at) > String(st.heartbeat || ""));
+  if (ours && !launch.running && launch.exit_code !== 0) return "failed";
   if (!st) return "not running";
   return st.state === "training" ? "not running" : st.state || "not running";
 }
@@ -291,7 +292,8 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
     note("The trainer stopped without saying so (killed, or it crashed); start it again to resume from the last checkpoint.", true);
   }
   if (launch && rstate === "starting") note(`Started from this page with ${launch.config}; loading…`);
-  if (launch && !launch.running && launch.message) {
+  // How the trainer started here ended, unless another one has taken the run since.
+  if (launch && !launch.running && launch.message && !(st && st.running && st.pid !== launch.pid)) {
     const failed = launch.exit_code !== 0;
     note(`${failed ? `Trainer exited with status ${launch.exit_code}` : "Trainer exited"}: ${launch.message}`, failed);
   }
