@@ -48,7 +48,14 @@ def page(browser, ui: UiServer):
 def test_steer_a_trainer_from_the_page(home: Home, ui: UiServer, page) -> None:
     from playwright.sync_api import expect
 
-    write_config(home.root / "tiny.yaml", training={"total_timesteps": 10_000_000})
+    # Multipliers as a GPU profile has them, so the page can show the batch change as well.
+    # (A profile in a config is whole: keys left out take ModeProfile's defaults.)
+    performance = {"batch_size_multiplier": 2.0, "epochs_multiplier": 1.5, "cpu_share": 1.0}
+    write_config(
+        home.root / "tiny.yaml",
+        training={"total_timesteps": 10_000_000},
+        modes={"performance": {**performance, "torch_threads": 1}},
+    )
     run_perfmode("set", "quiet", "--home", str(home.root))
     expect(page.locator("#requested-mode")).to_have_text("quiet", timeout=SLOW_MS)
     # Marks this page load: a reload would lose it.
@@ -84,6 +91,7 @@ def test_steer_a_trainer_from_the_page(home: Home, ui: UiServer, page) -> None:
     expect(page.locator("#requested-by")).to_contain_text("set by ui", timeout=SLOW_MS)
     expect(run.locator(".applied .pill")).to_have_text("performance", timeout=SLOW_MS)
     expect(run.locator(".applied")).to_contain_text("batch 64 · epochs 3", timeout=SLOW_MS)
+    expect(run.locator(".applied")).to_contain_text("CPU 100%")
     expect(page.locator("#chart-count")).to_contain_text("updates", timeout=SLOW_MS)
 
     # Changes made elsewhere arrive without a reload: the CLI, then a hand edit.

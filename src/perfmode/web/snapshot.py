@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from perfmode.gpu import status_lines as gpu_status_lines
 from perfmode.home import Home
 from perfmode.report import build_status
 from perfmode.settings import Mode, format_time, utc_now
@@ -31,6 +32,9 @@ def build_snapshot(home: Home, launcher: Launcher) -> dict[str, Any]:
     except Exception as e:  # the page must say it, not go blank: nothing in a file may crash it
         log.debug("status of %s failed", home.root, exc_info=True)
         problem = f"cannot read the home {home.root}: {e}"
+    for run in status["runs"] if status else []:
+        # The same words as `perfmode status` for a GPU (none on a machine without one).
+        run["gpu_lines"] = [f"{label}: {text}" for label, text in gpu_status_lines(run)]
     if not home.root.is_dir():
         problem = (
             f"{home.root} does not exist yet; it is created when you save a mode or start a run"

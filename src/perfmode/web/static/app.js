@@ -260,6 +260,9 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
       fact("ETA", when(eta, "in"), ` (${clock(Date.parse(eta))})`);
     }
   } else if (st && st.heartbeat) fact("last seen", when(st.heartbeat));
+  if (st && st.running && typeof st.foreign_cpu === "number") {
+    fact("other programs", `${num(st.foreign_cpu, 1)} cores`);
+  }
   if (st && st.last_checkpoint) {
     const name = String(st.last_checkpoint).split(/[\\/]/).pop();
     fact("checkpoint", `${num(st.last_checkpoint_timesteps)} steps `, h("span", { class: "muted", text: `(${name})` }));
@@ -269,10 +272,12 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   applied.replaceChildren();
   if (st && st.applied_mode) {
     const cpu = typeof st.cpu_share === "number" ? `${Math.round(st.cpu_share * 100)}%` : "?";
+    const t = st.threads || {};
+    const how = t.choice === "trying" ? " (trying)" : t.choice === "measured" ? " (measured)" : "";
     applied.append(
       h("span", { class: "k muted", text: st.running ? "Applied" : "Last applied" }),
       pill(st.applied_mode),
-      h("span", { text: `batch ${st.batch_size} · epochs ${st.n_epochs} · threads ${st.torch_threads} · CPU ${cpu}` }),
+      h("span", { text: `batch ${st.batch_size} · epochs ${st.n_epochs} · threads ${st.torch_threads}${how} · CPU ${cpu}` }),
       h("span", { class: "muted" }, "since ", when(st.applied_at)),
     );
   }
@@ -285,6 +290,8 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
     note(`Switching to ${requested}: threads and CPU share at once, batch and epochs at the next update…`);
   }
   if (st && st.running && st.settings_problem) note(`Trainer sees: ${st.settings_problem}`, true);
+  if (st && st.running && threadReason(st)) note(`Threads: ${threadReason(st)}`);
+  if (st && st.running) for (const line of st.gpu_lines || []) note(line, line.startsWith("GPU guard"));
   if (st && st.oom_events && st.oom_events.length) {
     note(`CUDA ran out of memory ${st.oom_events.length}×; batch capped at ${st.batch_cap}`, true);
   }
@@ -299,6 +306,11 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   }
   const msg = el.querySelector(".stop-msg");
   if (msg) notes.append(msg);
+}
+
+function threadReason(st) {
+  const t = st.threads;
+  return t && t.choice !== "profile" && t.reason ? t.reason : null;
 }
 
 function disarm(run, btn) {
