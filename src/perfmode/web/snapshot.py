@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 # A line under each choice. A mode added to settings.Mode shows up on the page by itself,
 # with no line until one is written here.
 MODE_HELP = {
-    "quiet": "Stays out of your way: one thread, half a core.",
-    "performance": "Flat out: every knob up, all the CPU it can use.",
+    "quiet": "Out of your way while you work: by default one thread, half a core.",
+    "performance": "Flat out while you are away: the CPU other programs leave free.",
     "auto": "Performance while the machine is idle, quiet while you use it.",
     "paused": "Holds training until you pick another mode.",
 }

@@ -383,6 +383,10 @@ function onState(s) {
   renderConfigs(s.configs || []);
   renderRuns(s);
   renderLegend(s.modes);
+  // The tab says it too: the mode, and the running trainer's progress.
+  const t = s.status && s.status.trainer;
+  const pct = t && t.total_timesteps ? ` · ${t.run} ${Math.floor((100 * t.timesteps) / t.total_timesteps)}%` : "";
+  document.title = s.status ? `${s.status.requested_mode}${pct} — perfmode` : "perfmode";
   if (firstRender) {
     firstRender = false;
     performance.mark("perfmode-first-state");
