@@ -23,6 +23,7 @@ from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.runstatus import is_alive, read_json_object
 from perfmode.settings import format_time, utc_now
+from perfmode.web.security import TOKEN_ENV
 
 BUILTIN_CONFIG = "built-in default"
 # Where a trainer started from the page writes its stdout/stderr: the lines that never
@@ -105,7 +106,11 @@ class Launcher:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd=self.home.root,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    # The page's token is the page's: a trainer has no use for it.
+                    env={
+                        **{k: v for k, v in os.environ.items() if k != TOKEN_ENV},
+                        "PYTHONUNBUFFERED": "1",
+                    },
                     # Its own session: Ctrl-C on `perfmode ui` does not stop the trainers it
                     # started; they are stopped from the page, or with SIGTERM, and save.
                     start_new_session=True,

@@ -24,6 +24,7 @@ from perfmode.errors import UsageError
 TOKEN_COOKIE = "perfmode_ui_token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 EXPOSE_FLAG = "--expose-control-of-this-machine"
+TOKEN_ENV = "PERFMODE_UI_TOKEN"
 
 
 def is_loopback(host: str) -> bool:

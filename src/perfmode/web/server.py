@@ -13,13 +13,12 @@ from typing import Any
 
 from perfmode.errors import PerfmodeError
 from perfmode.home import Home
-from perfmode.web.security import Guard, check_bind_host, is_loopback, new_token
+from perfmode.web.security import TOKEN_ENV, Guard, check_bind_host, is_loopback, new_token
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3200
-TOKEN_ENV = "PERFMODE_UI_TOKEN"
 
 
 def bind(host: str, port: int) -> socket.socket:
