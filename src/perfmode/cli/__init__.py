@@ -9,6 +9,7 @@ from perfmode.cli import (  # noqa: F401  (registers commands)
     mode,
     schedule,
     train,
+    ui,
 )
 from perfmode.cli.app import app
 
