@@ -19,7 +19,7 @@ MODE_HELP = {
     "quiet": "Out of your way while you work: by default one thread, half a core.",
     "performance": "Flat out while you are away: the CPU other programs leave free.",
     "auto": "Performance while the machine is idle, quiet while you use it.",
-    "paused": "Holds training until you pick another mode.",
+    "paused": "No CPU at all; everything stays in memory and any other mode resumes at once.",
 }
 
 
