@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -153,3 +154,76 @@ def test_train_on_bad_input_exits_2_and_leaves_nothing_behind(tmp_path: Path) ->
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
     assert list(home.iterdir()) == []
+
+
+# --- hostile files and homes: one line, never a hang or a traceback --------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_status_and_set_with_a_fifo_as_settings_json_answer_at_once(home: Home) -> None:
+    fifo = home.root / "elsewhere.fifo"
+    os.mkfifo(fifo)
+    home.settings.symlink_to(fifo)
+    status = run_perfmode("status", "--home", str(home.root), timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "FIFO (named pipe), not a regular file; using quiet" in status.stdout
+    result = run_perfmode("set", "performance", "--home", str(home.root), timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Move it away" in result.stderr
+    assert home.settings.is_symlink()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000, b'{"performance_mode": "quiet", "n": ' + b"9" * 5000 + b"}"],
+    ids=["deep", "digits"],
+)
+def test_status_and_set_survive_extreme_json(home: Home, raw: bytes) -> None:
+    home.settings.write_bytes(raw)
+    status = run_perfmode("status", "--json", "--home", str(home.root))
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["settings_ok"] is False
+    result = run_perfmode("set", "performance", "--home", str(home.root))
+    assert result.returncode == 0, result.stderr
+    assert [p.read_bytes() for p in home.root.glob("settings.json.corrupt-*")] == [raw]
+
+
+def test_status_says_a_changed_at_in_the_future_is_in_the_future(cli, home: Home) -> None:
+    data = {"performance_mode": "performance", "changed_by": "cli", "changed_to": "performance"}
+    home.settings.write_text(json.dumps({**data, "changed_at": "2999-01-01T00:00:00Z"}))
+    result = cli("status")
+    assert result.exit_code == 0, result.output
+    assert "in the future (check the clock)" in result.output
+    assert " 0 s ago" not in result.output
+    home.settings.write_text(json.dumps({**data, "changed_at": "9999-12-31T23:59:59-05:00"}))
+    result = cli("status")
+    assert result.exit_code == 0, result.output
+    assert "set by cli, at an unknown time" in result.output
+
+
+@pytest.mark.parametrize("home_dir", ["/proc/no-such-home", "/sys/kernel"])
+def test_a_home_that_cannot_be_written_is_one_line_at_once(home_dir: str) -> None:
+    # /proc/...: a folder that cannot be made; /sys/kernel: one that exists and that even
+    # root cannot write in.
+    if not Path(home_dir).parent.is_dir():
+        pytest.skip(f"no {Path(home_dir).parent}")
+    proc = run_perfmode("set", "quiet", "--home", home_dir, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert f"cannot write in {home_dir}" in proc.stderr
+    assert "held by another writer" not in proc.stderr  # no lock was ever involved
+    status = run_perfmode("status", "--home", home_dir, timeout=120)
+    assert status.returncode == 0, status.stderr  # nothing to show is not a failure
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
+def test_set_in_a_read_only_folder_is_one_line_at_once(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        proc = run_perfmode("set", "quiet", "--home", str(ro), timeout=120)
+    finally:
+        ro.chmod(0o755)
+    assert proc.returncode == 1
+    assert "cannot write in" in proc.stderr and "Permission denied" in proc.stderr

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, before_replace: Callable[[], None] | None = None
+) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``.
 
     The file keeps its permissions (a new one gets the umask's); the temp file never
-    outlives this call, whatever goes wrong.
+    outlives this call, whatever goes wrong. ``before_replace`` runs in the last instant
+    before the replace (after the slow fsync); raising there leaves ``path`` untouched.
     """
     path = Path(path)
     try:
@@ -34,6 +38,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfmode.errors import UsageError
+from perfmode.errors import PerfmodeError, UsageError
 
 HOME_ENV = "PERFMODE_HOME"
 DEFAULT_RUN = "default"
@@ -78,6 +78,21 @@ class Home:
         return self.run_dir(run) / "train.lock"
 
     def run_names(self) -> list[str]:
-        if not self.runs_dir.is_dir():
+        """The runs that have a folder; a folder with a name no run can have is not one."""
+        try:
+            names = [p.name for p in self.runs_dir.iterdir() if p.is_dir()]
+        except OSError:  # no runs yet, or a home we cannot list
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir())
+        return sorted(n for n in names if _RUN_NAME.match(n))
+
+    def make_run_dir(self, run: str = DEFAULT_RUN) -> Path:
+        """The run's folder, made if needed; a home that cannot hold it is one clear error."""
+        folder = self.run_dir(run)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PerfmodeError(
+                f"cannot make {folder} ({e.strerror or e}); use a home folder you can write: "
+                "--home DIR or PERFMODE_HOME"
+            ) from None
+        return folder

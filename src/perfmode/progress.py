@@ -50,6 +50,7 @@ class StatusFile:
         self.fields: dict[str, Any] = {"pid": os.getpid(), **fields}
         self._written: dict[str, Any] = {}
         self._last_write = 0.0
+        self._failure: str | None = None
 
     def update(self, **fields: Any) -> None:
         self.fields.update(fields)
@@ -64,7 +65,23 @@ class StatusFile:
     def write(self, now: float | None = None) -> None:
         self._written = dict(self.fields)
         self._last_write = time.monotonic() if now is None else now
-        write_status(self.path, {**self.fields, "heartbeat": format_time(utc_now())})
+        try:
+            write_status(self.path, {**self.fields, "heartbeat": format_time(utc_now())})
+        except OSError as e:
+            # status.json is a report, not the work: a full disk or a read-only folder must
+            # not stop training. Say so once; the next write tries again.
+            if self._failure is None:
+                log.warning(
+                    "⚠️  cannot write %s (%s); training goes on, but `perfmode status` will "
+                    "not see it until the write succeeds",
+                    self.path,
+                    e.strerror or e,
+                )
+            self._failure = str(e)
+            return
+        if self._failure is not None:
+            log.info("status.json is written again: %s", self.path)
+            self._failure = None
 
 
 class CpuMeter:

@@ -16,7 +16,10 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
     now = now or utc_now()
     settings = SettingsStore(home.settings).read()
     runs = run_statuses(home, now)
-    running = [r for r in runs if r["running"]]
+    # A trainer that responds comes before one that lives but does not (stopped, hung).
+    running = [r for r in runs if r["responding"]] + [
+        r for r in runs if r["running"] and not r["responding"]
+    ]
     return {
         "home": str(home.root),
         "settings_file": str(home.settings),
@@ -27,7 +30,7 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
         "settings_problem": settings.problem,
         "settings_missing": settings.missing,
         "holds": [h.to_json() for h in active_holds(settings.data, now)],
-        # The trainer that is running now (newest heartbeat), or None.
+        # The trainer whose process lives (newest heartbeat), or None; see runstatus.
         "trainer": running[0] if running else None,
         "runs": runs,
         "schedule": schedule_report(home, now, settings),

@@ -1,22 +1,31 @@
-"""status.json: what a trainer actually applied, written by the trainer, read by everyone."""
+"""status.json: what a trainer actually applied, written by the trainer, read by everyone.
+
+A status file is read by ``perfmode status`` and by a trainer refusing to start twice, so
+it is read like settings.json: bounded, regular files only, never blocking, and any JSON
+at all comes back as a dict or None, never an exception.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from perfmode.clock import FUTURE_TOLERANCE_S, format_time, parse_time, utc_now
 from perfmode.fsutil import atomic_write_json
 from perfmode.home import Home
-from perfmode.settings import parse_time, utc_now
+from perfmode.smallfile import read_small
 
-# A trainer heartbeats every few seconds even in the middle of a long update; a minute of
-# silence means it is gone (or frozen, which the user wants to hear about just the same).
-STALE_AFTER_S = 60.0
+# A trainer heartbeats every few seconds (progress.HEARTBEAT_S), even in the middle of a
+# long update; this much silence from a live pid means it hangs or was stopped.
+NOT_RESPONDING_AFTER_S = 30.0
+# A pid a new process took over was created after the old one's last heartbeat.
+_CREATE_TIME_SLACK_S = 2.0
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
@@ -25,32 +34,77 @@ def write_status(path: Path, status: dict[str, Any]) -> None:
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
+        raw, _ = read_small(path)
+        # NaN and Infinity are not JSON; read them as null so `status --json` prints JSON.
+        data = json.loads(raw, parse_constant=lambda _: None)
+    except Exception:  # a FIFO, a huge file, RecursionError, a 5,000-digit number: unusable
         return None
     return data if isinstance(data, dict) else None
 
 
-def is_alive(status: dict[str, Any], now: datetime | None = None) -> bool:
+@dataclass(frozen=True)
+class Liveness:
+    running: bool
+    """The process that wrote the status lives (so it still holds its run)."""
+    responding: bool
+    """...and it heartbeats: not stopped, not hung."""
+    suspended: bool
+    """Stopped by SIGSTOP or Ctrl-Z."""
+    last_heartbeat: datetime | None
+
+
+def liveness(status: dict[str, Any], now: datetime | None = None) -> Liveness:
+    now = now or utc_now()
     pid = status.get("pid")
     beat = parse_time(status.get("heartbeat"))
-    if not isinstance(pid, int) or beat is None:
-        return False
-    if (now or utc_now()).timestamp() - beat.timestamp() > STALE_AFTER_S:
-        return False
-    if pid == os.getpid():
-        return True
-    return psutil.pid_exists(pid)
+    gone = Liveness(False, False, False, beat)
+    if type(pid) is not int or not 0 < pid < 2**31 or beat is None:
+        return gone
+    try:
+        proc = psutil.Process(pid)
+        if proc.create_time() > beat.timestamp() + _CREATE_TIME_SLACK_S:
+            return gone  # the pid was reused after the trainer died
+        state = proc.status()
+    except psutil.AccessDenied:
+        state = psutil.STATUS_RUNNING
+    except (psutil.Error, OSError, ValueError, OverflowError):
+        return gone
+    if state in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return gone
+    suspended = state in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    age = (now - beat).total_seconds()
+    fresh = -FUTURE_TOLERANCE_S <= age <= NOT_RESPONDING_AFTER_S
+    return Liveness(True, fresh and not suspended, suspended, beat)
+
+
+def _heartbeat_key(status: dict[str, Any]) -> float:
+    beat = parse_time(status.get("heartbeat"))
+    return beat.timestamp() if beat else -math.inf
 
 
 def run_statuses(home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every run's last status, newest heartbeat first, each with ``run`` and ``running``."""
+    """Every run's last status, newest heartbeat first.
+
+    Each carries ``run``, ``running`` (its process lives), ``responding`` (and heartbeats),
+    ``suspended`` and ``not_responding_since`` (its last heartbeat, when it does not respond).
+    """
     found = []
     for run in home.run_names():
         status = read_json_object(home.status_file(run))
         if status is None:
             continue
-        status = {"run": run, **status, "running": is_alive(status, now)}
+        live = liveness(status, now)
+        since = None
+        if live.running and not live.responding and live.last_heartbeat is not None:
+            since = format_time(live.last_heartbeat)
+        status = {
+            **status,
+            "run": run,
+            "running": live.running,
+            "responding": live.responding,
+            "suspended": live.suspended,
+            "not_responding_since": since,
+        }
         found.append(status)
-    found.sort(key=lambda s: str(s.get("heartbeat", "")), reverse=True)
+    found.sort(key=_heartbeat_key, reverse=True)
     return found

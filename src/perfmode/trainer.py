@@ -66,7 +66,7 @@ def train(
     if market is None:
         market = load_market(config.env, data)  # bad data fails here, before anything is written
     device, why = pick_device(t.device)
-    home.run_dir(run).mkdir(parents=True, exist_ok=True)
+    home.make_run_dir(run)
     _lower_priority(t.nice)
     with _run_lock(home, run):
         if fresh:  # first: this run's log lines belong in the new train.log
@@ -109,18 +109,19 @@ def train(
             config, home, run, model, venv, market, device, resume, progress_bar=progress_bar
         )
         model.oom_handler = session.handle_oom
-        try:
-            with session.stop.installed(), session.progress:
-                model.learn(
-                    total_timesteps=config.training.total_timesteps - model.num_timesteps,
-                    callback=session.callback,
-                    reset_num_timesteps=False,
-                    tb_log_name=run,
-                )
-        except PerfmodeError:
-            venv.close()
-            raise
-        return session.finish(resumed_from=resume.timesteps if resume else None)
+        with session.stop.installed():  # through finish(): a stop while it saves changes nothing
+            try:
+                with session.progress:
+                    model.learn(
+                        total_timesteps=config.training.total_timesteps - model.num_timesteps,
+                        callback=session.callback,
+                        reset_num_timesteps=False,
+                        tb_log_name=run,
+                    )
+            except PerfmodeError:
+                venv.close()
+                raise
+            return session.finish(resumed_from=resume.timesteps if resume else None)
 
 
 def _whole_rollouts(config: Config, done: int) -> Config:

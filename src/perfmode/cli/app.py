@@ -59,6 +59,18 @@ class _PerfmodeGroup(TyperGroup):
         except PerfmodeError as e:
             typer.echo(f"Error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:
+            # The library turns the failures it expects into PerfmodeError; this is the net
+            # for the rest (a home on /sys, a disk that filled up): one line, not a traceback.
+            typer.echo(f"Error: {os_error_line(e)}", err=True)
+            raise typer.Exit(1) from None
+
+
+def os_error_line(e: OSError) -> str:
+    what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    return (
+        f"{what}; check that --home (or PERFMODE_HOME) is a folder you can write, with free space"
+    )
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_flags(super().get_params(ctx))

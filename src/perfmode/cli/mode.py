@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
 from typing import Annotated, Any
 
 import typer
 
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
+from perfmode.clock import human_span, local_time, parse_time, since, utc_now, when
 from perfmode.gpu import status_lines as gpu_status_lines
 from perfmode.holds import set_mode_releasing_holds
 from perfmode.report import build_status
-from perfmode.settings import Mode, SettingsStore, human_span, parse_time, utc_now
+from perfmode.settings import Mode, SettingsStore
 
 
 @app.command("set")
@@ -47,7 +48,7 @@ def set_mode(
         print_json({**build_status(h), "released_holds": [x.to_json() for x in released]})
         return
     typer.echo(
-        f"Mode: {settings.mode.value} (set by {settings.changed_by}, {_when(settings.changed_at)})"
+        f"Mode: {settings.mode.value} (set by {settings.changed_by}, {when(settings.changed_at)})"
     )
     for x in released:
         typer.echo(f"Released {x.describe()} ({x.mode.value}): a mode you set replaces holds")
@@ -78,26 +79,39 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     t = r["trainer"]
     if t is None:
         last = r["runs"][0] if r["runs"] else None
-        extra = f" (last run {last['run']!r} at {last.get('timesteps', 0):,} steps)" if last else ""
+        extra = (
+            f" (last run {last['run']!r} at {_steps(last.get('timesteps'))} steps)" if last else ""
+        )
         lines.append(("Trainer", "not running" + extra))
     else:
-        lines.append(("Trainer", f"running, pid {t['pid']}, run {t['run']!r}"))
+        # Every value below comes from a status.json anyone can edit: print what is there,
+        # and '?' for what is missing or of the wrong type, never fail on it.
+        pid = _int(t.get("pid"))
+        if t["responding"]:
+            lines.append(("Trainer", f"running, pid {pid}, run {t['run']!r}"))
+        else:
+            last = since(parse_time(t.get("not_responding_since")))
+            lines.append(("Trainer", f"NOT RESPONDING since {last}: pid {pid}, run {t['run']!r}"))
+            if t.get("suspended"):
+                hint = f"the process is stopped (SIGSTOP or Ctrl-Z); `kill -CONT {pid}` resumes it"
+            else:
+                hint = f"no heartbeat since; if it hangs, `kill {pid}` stops it"
+            lines.append(("", f"{hint}; the figures below are from its last heartbeat"))
         lines.append(("Applied", _applied(t)))
         if t.get("mode_reason"):
             lines.append(("Because", str(t["mode_reason"])[:200]))
         if t.get("paused_since"):
-            lines.append(("Paused", f"since {_when(parse_time(t['paused_since']))}"))
+            lines.append(("Paused", f"since {since(parse_time(t.get('paused_since')))}"))
         if t.get("input_idle_unknown"):
             lines.append(("Input idle", str(t["input_idle_unknown"])[:200]))
         lines.append(("Progress", _progress(t)))
         if t.get("eta_at"):
             lines.append(("ETA", _eta(t)))
         if t.get("last_checkpoint"):
-            lines.append(
-                ("Checkpoint", f"{t['last_checkpoint']} ({t['last_checkpoint_timesteps']:,} steps)")
-            )
+            at = _steps(t.get("last_checkpoint_timesteps"))
+            lines.append(("Checkpoint", f"{_text(t['last_checkpoint'], 200)} ({at} steps)"))
         if t.get("settings_problem"):
-            lines.append(("Trainer saw", str(t["settings_problem"])))
+            lines.append(("Trainer saw", _text(t["settings_problem"], 300)))
         lines += gpu_status_lines(t)
     lines += schedule_status_lines(r.get("schedule"))
     return lines
@@ -110,7 +124,7 @@ def _settings_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
             ("Settings", f"{r['settings_file']} (not created yet; 'perfmode set' writes it)"),
         ]
     who = (
-        f"set by {r['changed_by']}, {_when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
+        f"set by {r['changed_by']}, {when(parse_time(r['changed_at']))}" if r["changed_by"] else ""
     )
     settings = "ok" if r["settings_ok"] else f"PROBLEM: {r['settings_problem']}"
     return [
@@ -124,30 +138,48 @@ def _eta(t: dict[str, Any]) -> str:
     if at is None:
         return "?"
     left = human_span(max((at - utc_now()).total_seconds(), 0))
-    return f"{at.astimezone().strftime('%Y-%m-%d %H:%M %Z')} (in {left}, at the current speed)"
+    return f"{local_time(at)} (in {left}, at the current speed)"
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def _text(v: Any, limit: int = 40) -> str:
+    text = v if isinstance(v, str) else "?"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _steps(v: Any) -> str:
+    n = _int(v)
+    return f"{n:,}" if n is not None and abs(n) < 10**15 else "?"
 
 
 def _applied(t: dict[str, Any]) -> str:
-    cpu = t.get("cpu_share")
-    cpu_s = f"{cpu:.0%}" if isinstance(cpu, int | float) else "?"
-    return (
-        f"{t.get('applied_mode')} (batch {t.get('batch_size')}, epochs {t.get('n_epochs')}, "
-        f"threads {t.get('torch_threads')}, cpu {cpu_s}) {_when(parse_time(t.get('applied_at')))}"
+    cpu = _num(t.get("cpu_share"))
+    cpu_s = f"{cpu:.0%}" if cpu is not None and abs(cpu) < 1e6 else "?"
+    knobs = ", ".join(
+        f"{name} {_steps(t.get(key))}"
+        for name, key in (
+            ("batch", "batch_size"),
+            ("epochs", "n_epochs"),
+            ("threads", "torch_threads"),
+        )
     )
+    return f"{_text(t.get('applied_mode'))} ({knobs}, cpu {cpu_s}) {when(parse_time(t.get('applied_at')))}"
 
 
 def _progress(t: dict[str, Any]) -> str:
-    done, total, fps = t.get("timesteps") or 0, t.get("total_timesteps") or 0, t.get("fps")
-    pct = f" ({done / total:.1%})" if total else ""
-    speed = f", {fps:,.0f} steps/s" if isinstance(fps, int | float) else ""
-    return f"{done:,} / {total:,} steps{pct}{speed}"
-
-
-def _when(t: datetime | None) -> str:
-    if t is None:
-        return "at an unknown time"
-    ago = human_span(max((utc_now() - t).total_seconds(), 0))
-    return f"at {t.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}, {ago} ago"
+    done, total, fps = _int(t.get("timesteps")), _int(t.get("total_timesteps")), _num(t.get("fps"))
+    pct = f" ({done / total:.1%})" if done is not None and total and abs(done / total) < 1e6 else ""
+    speed = f", {fps:,.0f} steps/s" if fps is not None and abs(fps) < 1e15 else ""
+    return f"{_steps(done)} / {_steps(total)} steps{pct}{speed}"
 
 
 def hold_line(x: dict[str, Any]) -> str:
@@ -155,7 +187,7 @@ def hold_line(x: dict[str, Any]) -> str:
     until = parse_time(x.get("until"))
     if until is not None:
         left = human_span(max((until - utc_now()).total_seconds(), 0))
-        ends = f"until {until.astimezone().strftime('%Y-%m-%d %H:%M %Z')} (in {left})"
+        ends = f"until {local_time(until)} (in {left})"
     else:
         ends = f"while pid {x.get('pid')} runs"
     reason = f" ({x['reason']})" if x.get("reason") else ""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -111,42 +115,76 @@ def train(
       perfmode train --config configs/train_config.yaml --data prices.csv --run eurusd
       perfmode train --fresh --seed 7
     """
-    from perfmode.config import load_config_file
-    from perfmode.configview import settings_of, startup_lines
+    with _stop_before_training() as stopped:
+        try:
+            from perfmode.config import load_config_file
+            from perfmode.configview import settings_of, startup_lines
 
-    h = home_of(home)
-    setup_logging(log_file=h.log_file(run))
-    # The config, then the data, then torch (seconds to import): bad input fails at once.
-    loaded = load_config_file(config)
-    cfg = loaded.config.with_overrides(total_timesteps=timesteps, seed=seed, device=device)
-    cfg = replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
-    given = {
-        "--timesteps": timesteps,
-        "--seed": seed,
-        "--device": device,
-        "--data": data,
-        "--symbol": symbol,
-        "--date-format": date_format,
-    }
-    flags = {_FLAG_KEYS[f]: f for f, v in given.items() if v is not None}
-    # --data reaches the trainer on its own; show it where it lands.
-    shown = replace(cfg, env=cfg.env.replace(data=data)) if data is not None else cfg
-    summary = startup_lines(loaded, settings_of(loaded, shown, flags))
-    from perfmode.env import load_market  # numpy and pandas: only once the config is good
+            h = home_of(home)
+            setup_logging(log_file=h.log_file(run))
+            # The config, then the data, then torch (seconds to import): bad input fails at once.
+            loaded = load_config_file(config)
+            cfg = loaded.config.with_overrides(total_timesteps=timesteps, seed=seed, device=device)
+            cfg = replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
+            given = {
+                "--timesteps": timesteps,
+                "--seed": seed,
+                "--device": device,
+                "--data": data,
+                "--symbol": symbol,
+                "--date-format": date_format,
+            }
+            flags = {_FLAG_KEYS[f]: f for f, v in given.items() if v is not None}
+            # --data reaches the trainer on its own; show it where it lands.
+            shown = replace(cfg, env=cfg.env.replace(data=data)) if data is not None else cfg
+            summary = startup_lines(loaded, settings_of(loaded, shown, flags))
+            from perfmode.env import load_market  # numpy and pandas: only once the config is good
 
-    market = load_market(cfg.env, data)
-    from perfmode.trainer import train as run_training
+            market = load_market(cfg.env, data)
+            from perfmode.trainer import train as run_training
 
-    result = run_training(
-        cfg,
-        h,
-        run,
-        data=data,
-        market=market,
-        fresh=fresh,
-        progress_bar=sys.stderr.isatty(),
-        config_summary=summary,
-        trust_checkpoint=trust_checkpoint,
-    )
+            result = run_training(
+                cfg,
+                h,
+                run,
+                data=data,
+                market=market,
+                fresh=fresh,
+                progress_bar=sys.stderr.isatty(),
+                config_summary=summary,
+                trust_checkpoint=trust_checkpoint,
+            )
+        except _StoppedBeforeTraining:
+            logging.getLogger("perfmode.train").info(
+                "🛑 %s: stopped before training started; nothing to save", stopped[0]
+            )
+            return
     if result.checkpoint is not None:
         typer.echo(f"checkpoint: {result.checkpoint}")
+
+
+class _StoppedBeforeTraining(BaseException):
+    """Ctrl-C or SIGTERM before the trainer took those signals over (a BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` on the way swallows it)."""
+
+
+@contextlib.contextmanager
+def _stop_before_training() -> Iterator[list[str]]:
+    """Until training starts (importing torch and building the env take seconds), a stop
+    request ends the command at once, with a word and exit 0, instead of the default
+    handler's silent exit 143. The trainer installs its own handlers (stop at the next safe
+    point and save) for as long as it trains."""
+    stopped: list[str] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not stopped:  # a second signal while the first unwinds changes nothing
+            stopped.append(signal.Signals(signum).name)
+            raise _StoppedBeforeTraining
+
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield stopped
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

@@ -33,6 +33,7 @@ from perfmode.home import Home
 from perfmode.schedule.store import SCHEDULE_KEY, reconcile, timetable_of
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary, next_switches
 from perfmode.settings import Settings, SettingsStore, format_time
+from perfmode.smallfile import read_small
 
 log = logging.getLogger("perfmode.schedule")
 
@@ -57,11 +58,15 @@ def tick_seconds(env: dict[str, str] | None = None) -> float:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a pid file; None for anything else there (a FIFO, garbage, a huge number)."""
     try:
-        text = Path(path).read_text().strip()
-    except OSError:
+        text = read_small(path, limit=64)[0].strip()
+    except (OSError, ValueError):
         return None
-    return int(text) if text.isdigit() else None
+    if not text.isdigit() or len(text) > 9:
+        return None
+    pid = int(text)
+    return pid if pid > 0 else None
 
 
 class DaemonLock:
@@ -127,9 +132,11 @@ class _Worker:
         self._lock = threading.Lock()
         self._jobs_for: Timetable | None = None
         self._said: str | None = None
+        self._failure: str | None = None
 
     def run_once(self, why: str = "tick") -> None:
         with self._lock:
+            log.debug("schedule: reconcile (%s)", why)
             try:
                 tt, problem = timetable_of(self.store.read())
                 self._say(problem or (None if tt else "no schedule in settings.json; idle"), tt)
@@ -137,9 +144,20 @@ class _Worker:
                 if tt is not None:
                     reconcile(self.store)
             except PerfmodeError as e:
-                log.warning("⚠️  schedule: %s", e)
-            except Exception:  # a daemon keeps going; the next tick tries again
-                log.exception("schedule: reconcile (%s) failed", why)
+                self._failed(f"⚠️  schedule: {e}")
+            except Exception as e:  # a daemon keeps going; the next tick tries again
+                self._failed(f"⚠️  schedule: reconcile failed: {type(e).__name__}: {e}")
+            else:
+                if self._failure is not None:
+                    log.info("⏰ schedule: reconcile works again")
+                self._failure = None
+
+    def _failed(self, line: str) -> None:
+        # One line when a failure starts (or changes), not one per tick for as long as it lasts.
+        line = line.splitlines()[0][:300]
+        if line != self._failure:
+            log.warning("%s", line)
+        self._failure = line
 
     def _say(self, problem: str | None, tt: Timetable | None) -> None:
         said = problem or (tt.describe() if tt else None)

@@ -10,9 +10,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from perfmode.clock import format_time, in_future
 from perfmode.errors import UsageError
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary
 from perfmode.settings import (
+    HAND_EDIT,
     Settings,
     SettingsStore,
     apply_mode,
@@ -37,6 +39,10 @@ def timetable_of(settings: Settings) -> tuple[Timetable | None, str | None]:
         return Timetable.from_dict(raw), None
     except UsageError as e:
         return None, f"settings.json has a bad schedule: {e}; it is ignored until fixed"
+    except Exception as e:  # a hand edit can hold anything; the daemon must keep going
+        return None, (
+            f"settings.json has a bad schedule ({type(e).__name__}); it is ignored until fixed"
+        )
 
 
 def store_timetable(store: SettingsStore, timetable: Timetable) -> Settings:
@@ -56,6 +62,7 @@ def clear_timetable(store: SettingsStore) -> bool:
     removed = []
 
     def change(data: dict[str, Any], current: Settings) -> bool | None:
+        removed.clear()  # called again when the file changed under the writer
         if SCHEDULE_KEY not in data:
             return False
         removed.append(data.pop(SCHEDULE_KEY))
@@ -78,8 +85,11 @@ def reconcile(
     Returns what was written, or None.
     """
     applied: list[tuple[Boundary, Timetable, datetime]] = []
+    future: list[datetime] = []
 
     def change(data: dict[str, Any], current: Settings) -> bool | None:
+        applied.clear()  # called again when the file changed under the writer
+        future.clear()
         tt = timetable or timetable_of(current)[0]
         if tt is None:
             return False
@@ -87,7 +97,18 @@ def reconcile(
         boundary = last_boundary(tt, t)
         if boundary is None:
             return False
-        if current.changed_at is not None and current.changed_at >= boundary.at:
+        changed_at = current.changed_at
+        if changed_at is not None and in_future(changed_at, t):
+            # Trusted, a stamp in the future would hold off every boundary until it comes
+            # (the clock was set back, or it was typed). Count the change from now instead,
+            # and write that down, so the next boundary switches as it should.
+            future.append(changed_at)
+            data["changed_at"] = format_time(t)
+            if current.ok:
+                data["changed_to"] = current.mode.value
+                data["changed_by"] = current.changed_by or HAND_EDIT
+            return None
+        if changed_at is not None and changed_at >= boundary.at:
             return False
         if current.ok and current.mode == boundary.mode:
             return False
@@ -96,6 +117,13 @@ def reconcile(
         return None
 
     result = store.update(change)
+    if future:
+        log.warning(
+            "⚠️  settings.json says the mode was changed at %s, in the future; "
+            "counting it from now (%s)",
+            format_time(future[0]),
+            format_time(now or utc_now()),
+        )
     if not applied:
         return None
     boundary, tt, t = applied[0]
