@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -296,3 +297,117 @@ def test_sigterm_while_the_daemon_starts_still_exits_0(
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert not home.daemon_pid.exists()
+
+
+# --- hostile settings: the daemon neither freezes nor floods its log ---------------------------
+
+
+@pytest.mark.parametrize("by", ["cli", "hand"])
+def test_a_changed_at_in_the_future_does_not_freeze_the_schedule(home: Home, by: str) -> None:
+    store = SettingsStore(home.settings)
+    if by == "cli":
+        write(home, **changed("quiet", datetime(2999, 1, 1, tzinfo=UTC)))
+    else:  # typed by hand, with a file mtime far ahead (a clock that was set back since)
+        write(home, performance_mode="quiet")
+        future = datetime(2999, 1, 1, tzinfo=UTC).timestamp()
+        try:
+            os.utime(home.settings, (future, future))
+        except (OSError, OverflowError):
+            pytest.skip("the file system cannot hold that mtime")
+    # The change counts from the first reconcile that sees it: it stands until the next
+    # boundary (08:00 is quiet anyway), and the one after (18:00) switches.
+    assert reconcile(store, now=at(5, 19)) is None
+    s = store.read()
+    assert s.mode is Mode.QUIET and s.changed_at == at(5, 19)
+    assert reconcile(store, now=at(6, 9)) is None
+    written = reconcile(store, now=at(6, 18, 1))
+    assert written is not None and written.mode is Mode.PERFORMANCE
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def daemon_log() -> Iterator[_Lines]:
+    logger = logging.getLogger("perfmode.schedule")
+    lines = _Lines()
+    logger.addHandler(lines)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(old)
+
+
+def _run_ticks(home: Home, monkeypatch: pytest.MonkeyPatch, ticks: int) -> None:
+    """Run the daemon (in a thread, 20 ms ticks) until it has reconciled ``ticks`` times."""
+    import perfmode.schedule.daemon as daemon_module
+
+    seen = []
+    real = daemon_module.timetable_of
+
+    def counting(settings):
+        seen.append(1)
+        return real(settings)
+
+    monkeypatch.setattr(daemon_module, "timetable_of", counting)
+    stop = threading.Event()
+    t = threading.Thread(target=run_daemon, args=(home,), kwargs={"tick_s": 0.02, "stop": stop})
+    t.start()
+    try:
+        wait_for(f"{ticks} reconciles", lambda: len(seen) >= ticks, timeout=120)
+    finally:
+        stop.set()
+        t.join(60)
+    assert not t.is_alive()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000,
+        b'{"performance_mode": "quiet", "n": ' + b"1" * 5000 + b"}",
+        b'{"performance_mode": "quiet", "schedule": {"night": [[[]]], "tz": {"a": 1}}}',
+        b'{"performance_mode": "quiet", "schedule": [1, 2]}',
+    ],
+    ids=["deep", "digits", "bad-types", "schedule-list"],
+)
+def test_the_daemon_says_a_broken_file_once_without_a_traceback(
+    home: Home, monkeypatch: pytest.MonkeyPatch, daemon_log: _Lines, raw: bytes
+) -> None:
+    home.settings.write_bytes(raw)
+    _run_ticks(home, monkeypatch, ticks=10)
+    warnings = [r for r in daemon_log.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "\n" not in warnings[0].getMessage()
+    assert all(r.exc_info is None for r in daemon_log.records)
+    assert home.settings.read_bytes() == raw  # the daemon leaves a file it cannot use alone
+
+
+def test_a_reconcile_that_keeps_failing_is_one_line_until_it_works_again(
+    home: Home, monkeypatch: pytest.MonkeyPatch, daemon_log: _Lines
+) -> None:
+    write(home, **changed("quiet", datetime.now(UTC) - timedelta(days=2)))
+    import perfmode.schedule.daemon as daemon_module
+
+    calls = []
+
+    def flaky(store):
+        calls.append(1)
+        if len(calls) <= 5:  # a full disk for five reconciles, then space again
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(daemon_module, "reconcile", flaky)
+    _run_ticks(home, monkeypatch, ticks=10)
+    messages = [r.getMessage() for r in daemon_log.records]
+    assert len([m for m in messages if "No space left" in m]) == 1, messages
+    assert len([m for m in messages if "works again" in m]) == 1, messages
+    assert all(r.exc_info is None for r in daemon_log.records)
