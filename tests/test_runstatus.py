@@ -144,7 +144,11 @@ FIELDS = [
     "pid", "heartbeat", "run", "applied_mode", "applied_at", "batch_size", "n_epochs",
     "torch_threads", "cpu_share", "timesteps", "total_timesteps", "fps", "last_checkpoint",
     "last_checkpoint_timesteps", "settings_problem", "responding", "suspended", "running",
-    "not_responding_since",
+    "not_responding_since", "gpu", "device", "state", "oom_events", "batch_cap",
+]  # fmt: skip
+GPU_FIELDS = [
+    "name", "util_pct", "mem_used_mib", "mem_total_mib", "temp_c", "power_w", "guard",
+    "guard_limit_c", "problem",
 ]  # fmt: skip
 
 
@@ -153,16 +157,20 @@ FIELDS = [
 )
 @given(
     fields=st.dictionaries(st.sampled_from(FIELDS), JSON),
+    gpu=st.none() | st.dictionaries(st.sampled_from(GPU_FIELDS), JSON | st.just("x")),
     live=st.booleans(),
     raw=st.none() | st.binary(max_size=40),
 )
-def test_status_never_crashes_on_any_status_json(home: Home, fields, live, raw) -> None:
+def test_status_never_crashes_on_any_status_json(home: Home, fields, gpu, live, raw) -> None:
     home.run_dir("default").mkdir(parents=True, exist_ok=True)
     if raw is not None:
         home.status_file("default").write_bytes(raw)
     else:
+        # Live: this process's pid and a fresh heartbeat, so every field is shown.
         base = {"pid": os.getpid(), "heartbeat": format_time(utc_now())} if live else {}
-        home.status_file("default").write_text(json.dumps({**base, **fields}))
+        if gpu is not None:
+            fields = {**fields, "gpu": {"name": "GPU", **gpu}, "device": "cuda"}
+        home.status_file("default").write_text(json.dumps({**fields, **base}))
     report = build_status(home)
     json.dumps(report, allow_nan=False)  # `status --json` prints valid JSON
     for label, value in status_lines(report):

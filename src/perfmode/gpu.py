@@ -253,28 +253,48 @@ def monitor_for(device: str) -> GpuMonitor:
 
 
 def status_lines(trainer: dict[str, Any]) -> list[tuple[str, str]]:
-    """``perfmode status`` lines for a trainer's ``gpu`` status (none without a GPU)."""
+    """``perfmode status`` lines for a trainer's ``gpu`` status (none without a GPU).
+
+    status.json is a file anyone can edit: a value of the wrong type is left out, never a crash.
+    """
     gpu = trainer.get("gpu")
     if not isinstance(gpu, dict):
         return []
     on_cuda = trainer.get("device") == "cuda"
-    if gpu.get("name") is None:
+    name = gpu.get("name")
+    if not isinstance(name, str):
         if not on_cuda:
             return []
-        return [("GPU", f"cuda, no readings ({gpu.get('problem') or 'NVML gave none'})")]
+        problem = gpu.get("problem") if isinstance(gpu.get("problem"), str) else None
+        return [("GPU", f"cuda, no readings ({problem or 'NVML gave none'})")]
+    util, used_mib, total_mib, temp, power, limit = (
+        _finite(gpu.get(k))
+        for k in ("util_pct", "mem_used_mib", "mem_total_mib", "temp_c", "power_w", "guard_limit_c")
+    )
     parts = []
-    if gpu.get("util_pct") is not None:
-        parts.append(f"{gpu['util_pct']}% busy")
-    if gpu.get("mem_used_mib") is not None and gpu.get("mem_total_mib"):
-        parts.append(f"{gpu['mem_used_mib'] / 1024:.1f} / {gpu['mem_total_mib'] / 1024:.1f} GiB")
-    if gpu.get("temp_c") is not None:
-        parts.append(f"{gpu['temp_c']} °C")
-    if gpu.get("power_w") is not None:
-        parts.append(f"{gpu['power_w']:.0f} W")
+    if util is not None:
+        parts.append(f"{util:g}% busy")
+    if used_mib is not None and total_mib:
+        parts.append(f"{used_mib / 1024:.1f} / {total_mib / 1024:.1f} GiB")
+    if temp is not None:
+        parts.append(f"{temp:g} °C")
+    if power is not None:
+        parts.append(f"{power:.0f} W")
     used = "" if on_cuda else " (this run trains on the CPU)"
-    lines = [("GPU", f"{gpu['name']}: {', '.join(parts) or 'no readings'}{used}")]
-    if gpu.get("guard"):
-        limit = gpu.get("guard_limit_c")
-        at = f" (limit {limit:g} °C)" if isinstance(limit, int | float) else ""
-        lines.append(("GPU guard", f"running quiet's knobs: {gpu['guard']}{at}"))
+    lines = [("GPU", f"{name[:80]}: {', '.join(parts) or 'no readings'}{used}")]
+    guard = gpu.get("guard")
+    if guard:
+        at = f" (limit {limit:g} °C)" if limit is not None else ""
+        lines.append(
+            (
+                "GPU guard",
+                f"running quiet's knobs: {guard[:120] if isinstance(guard, str) else 'yes'}{at}",
+            )
+        )
     return lines
+
+
+def _finite(v: Any) -> float | None:
+    if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 1e12 and v == v:
+        return float(v)
+    return None

@@ -117,11 +117,11 @@ def train(
     """
     with _stop_before_training() as stopped:
         try:
+            h = home_of(home)
+            setup_logging(log_file=h.log_file(run))  # first: a stop from here on is said
             from perfmode.config import load_config_file
             from perfmode.configview import settings_of, startup_lines
 
-            h = home_of(home)
-            setup_logging(log_file=h.log_file(run))
             # The config, then the data, then torch (seconds to import): bad input fails at once.
             loaded = load_config_file(config)
             cfg = loaded.config.with_overrides(total_timesteps=timesteps, seed=seed, device=device)
