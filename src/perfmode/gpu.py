@@ -285,12 +285,8 @@ def status_lines(trainer: dict[str, Any]) -> list[tuple[str, str]]:
     guard = gpu.get("guard")
     if guard:
         at = f" (limit {limit:g} °C)" if limit is not None else ""
-        lines.append(
-            (
-                "GPU guard",
-                f"running quiet's knobs: {guard[:120] if isinstance(guard, str) else 'yes'}{at}",
-            )
-        )
+        what = guard[:120] if isinstance(guard, str) else "yes"
+        lines.append(("GPU guard", f"running quiet's knobs: {what}{at}"))
     return lines
 
 
