@@ -69,10 +69,15 @@ def local_time(t: datetime) -> str:
 
 def when(t: datetime | None, now: datetime | None = None) -> str:
     """``at <local time>, 3 s ago``; a stamp in the future says so instead of ``0 s ago``."""
+    return f"at {since(t, now)}"
+
+
+def since(t: datetime | None, now: datetime | None = None) -> str:
+    """``<local time>, 3 s ago`` (``when`` without its ``at``)."""
     if t is None:
-        return "at an unknown time"
+        return "an unknown time"
     now = now or utc_now()
     delta = (now - t).total_seconds()
     if in_future(t, now):
-        return f"at {local_time(t)}, {human_span(delta)} in the future (check the clock)"
-    return f"at {local_time(t)}, {human_span(max(delta, 0))} ago"
+        return f"{local_time(t)}, {human_span(delta)} in the future (check the clock)"
+    return f"{local_time(t)}, {human_span(max(delta, 0))} ago"
