@@ -106,3 +106,19 @@ def close_quietly(fd: int | None) -> None:
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def open_append(path: Path) -> int:
+    """A write fd that appends to ``path`` (made if missing), a regular file and nothing else:
+    a FIFO there neither blocks the writer nor swallows its lines."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
+    flags |= getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)  # a FIFO with no reader: ENXIO, at once
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RefusedFile(f"{path} is {kind_of(st.st_mode)}, not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

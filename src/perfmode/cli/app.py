@@ -20,6 +20,7 @@ from perfmode.cli.usage_errors import ClickException, NoArgsIsHelpError, UsageEr
 from perfmode.errors import PerfmodeError
 from perfmode.errors import UsageError as PerfmodeUsageError
 from perfmode.home import HOME_ENV, Home, resolve_home
+from perfmode.logfile import LogFile
 
 
 class _PerfmodeGroup(TyperGroup):
@@ -182,9 +183,7 @@ def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> No
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
     if log_file is not None:
-        # delay: the file (and its run folder, made by the trainer) only once there is a
-        # line to write, so a command that fails on bad input leaves nothing behind.
-        fh = logging.FileHandler(log_file, encoding="utf-8", delay=True)
+        fh = LogFile(log_file)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(fh)
     root.propagate = False
