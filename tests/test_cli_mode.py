@@ -11,6 +11,7 @@ import pytest
 
 from perfmode.home import Home
 from tests.conftest import run_perfmode
+from tests.trainkit import write_config
 
 
 def test_set_writes_the_mode_and_says_who_and_when(cli, home: Home) -> None:
@@ -214,6 +215,16 @@ def test_a_home_that_cannot_be_written_is_one_line_at_once(home_dir: str) -> Non
     assert "held by another writer" not in proc.stderr  # no lock was ever involved
     status = run_perfmode("status", "--home", home_dir, timeout=120)
     assert status.returncode == 0, status.stderr  # nothing to show is not a failure
+
+
+def test_train_in_a_home_it_cannot_write_is_one_line(tmp_path: Path) -> None:
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no /sys/kernel")
+    config = write_config(tmp_path / "tiny.yaml")
+    proc = run_perfmode("train", "--config", str(config), "--home", "/sys/kernel", timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: cannot make /sys/kernel/runs/default")
+    assert proc.stderr.count("\n") == 1, proc.stderr
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
