@@ -222,8 +222,8 @@ def test_a_file_over_the_limit_is_not_read_and_not_replaced(home: Home) -> None:
     big = b'{"performance_mode": "performance", "pad": "' + b"x" * MAX_BYTES + b'"}'
     home.settings.write_bytes(big)
     s = store_of(home).read()
-    assert s.mode is Mode.QUIET and "more than the 1.0 MiB" in s.problem
-    with pytest.raises(PerfmodeError, match=r"more than the 1\.0 MiB.*nothing was changed"):
+    assert s.mode is Mode.QUIET and "larger than the 1.0 MiB" in s.problem
+    with pytest.raises(PerfmodeError, match=r"larger than the 1\.0 MiB.*nothing was changed"):
         store_of(home).set_mode("quiet", changed_by="cli")
     assert home.settings.read_bytes() == big
     assert not list(home.root.glob("settings.json.corrupt-*"))

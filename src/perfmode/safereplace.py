@@ -28,7 +28,8 @@ from perfmode.smallfile import RefusedFile, close_quietly, open_regular, read_fd
 SETTLE_S = 0.05
 SETTLE_TRIES = 6
 
-# (st_ino, st_mtime_ns, st_size): the same bytes saved again are a new save.
+# (st_ino, st_mtime_ns, st_size): an editor that saves in place changes mtime and size, one
+# that replaces the file changes the inode; the same bytes saved again are a new save.
 Signature = tuple[int, int, int]
 
 

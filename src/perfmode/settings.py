@@ -26,7 +26,14 @@ from filelock import FileLock, Timeout
 
 from perfmode.clock import format_time, from_timestamp, human_span, parse_time, utc_now
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.safereplace import Changed, Seen, look, replace_if_unchanged, settled_look
+from perfmode.safereplace import (
+    Changed,
+    Seen,
+    Signature,
+    look,
+    replace_if_unchanged,
+    settled_look,
+)
 from perfmode.smallfile import RefusedFile
 
 log = logging.getLogger(__name__)
@@ -114,11 +121,6 @@ class Settings:
     @property
     def ok(self) -> bool:
         return self.problem is None
-
-
-# (st_ino, st_mtime_ns, st_size): an editor that rewrites in place still changes mtime/size,
-# one that replaces the file changes the inode.
-Signature = tuple[int, int, int]
 
 
 def parse_settings(raw: bytes, mtime: datetime | None = None) -> Settings:

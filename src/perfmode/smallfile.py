@@ -57,7 +57,7 @@ def _check(path: Path, st: os.stat_result, limit: int) -> None:
         raise RefusedFile(f"{path} is {kind_of(st.st_mode)}, not a regular file")
     if st.st_size > limit:
         raise RefusedFile(
-            f"{path} is {human_bytes(st.st_size)}, more than the {human_bytes(limit)} it may hold"
+            f"{path} is larger than the {human_bytes(limit)} it may hold ({st.st_size:,} bytes)"
         )
 
 
@@ -89,7 +89,7 @@ def read_fd(fd: int, path: Path, limit: int = MAX_BYTES) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     if size > limit:
-        raise RefusedFile(f"{path} is more than the {human_bytes(limit)} it may hold")
+        raise RefusedFile(f"{path} is larger than the {human_bytes(limit)} it may hold")
     return b"".join(chunks)
 
 
