@@ -66,13 +66,6 @@ class _PerfmodeGroup(TyperGroup):
             typer.echo(f"Error: {os_error_line(e)}", err=True)
             raise typer.Exit(1) from None
 
-
-def os_error_line(e: OSError) -> str:
-    what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-    return (
-        f"{what}; check that --home (or PERFMODE_HOME) is a folder you can write, with free space"
-    )
-
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_flags(super().get_params(ctx))
 
@@ -84,6 +77,13 @@ def os_error_line(e: OSError) -> str:
         if command is not None:
             _tidy_help(command, ctx)
         return command
+
+
+def os_error_line(e: OSError) -> str:
+    what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    return (
+        f"{what}; check that --home (or PERFMODE_HOME) is a folder you can write, with free space"
+    )
 
 
 def _tidy_help(command: Any, ctx: Any) -> None:
