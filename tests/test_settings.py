@@ -13,8 +13,10 @@ from filelock import FileLock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perfmode.cli.mode import status_lines
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import Home
+from perfmode.report import build_status
 from perfmode.settings import (
     HAND_EDIT,
     Mode,
@@ -369,3 +371,29 @@ def test_any_file_reads_and_a_write_keeps_every_key(home: Home, monkeypatch, obj
     for copy in home.root.glob("settings.json.corrupt-*"):
         assert copy.read_bytes() == content
         copy.unlink()
+
+
+HOLD = st.fixed_dictionaries(
+    {},
+    optional={
+        k: JSON_VALUES | st.sampled_from(["quiet", "paused", "2999-01-01T00:00:00Z", 1])
+        for k in ("id", "mode", "until", "pid", "pid_started", "reason", "set_at")
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    obj=SETTINGS_OBJECTS,
+    holds=st.none() | st.lists(HOLD | JSON_VALUES, max_size=3),
+)
+def test_status_never_crashes_on_any_settings_json(home: Home, obj, holds) -> None:
+    if holds is not None:
+        obj = {**obj, "holds": holds}
+    home.settings.write_text(json.dumps(obj))
+    report = build_status(home)
+    json.dumps(report, allow_nan=False)
+    for label, value in status_lines(report):
+        assert isinstance(value, str) and len(value) < 1000, (label, value)

@@ -99,11 +99,11 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
             lines.append(("", f"{hint}; the figures below are from its last heartbeat"))
         lines.append(("Applied", _applied(t)))
         if t.get("mode_reason"):
-            lines.append(("Because", str(t["mode_reason"])[:200]))
+            lines.append(("Because", _text(t["mode_reason"], 200)))
         if t.get("paused_since"):
             lines.append(("Paused", f"since {since(parse_time(t.get('paused_since')))}"))
         if t.get("input_idle_unknown"):
-            lines.append(("Input idle", str(t["input_idle_unknown"])[:200]))
+            lines.append(("Input idle", _text(t["input_idle_unknown"], 200)))
         lines.append(("Progress", _progress(t)))
         if t.get("eta_at"):
             lines.append(("ETA", _eta(t)))
