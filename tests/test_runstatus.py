@@ -73,7 +73,7 @@ def test_a_live_pid_with_a_stale_heartbeat_is_not_responding(home: Home) -> None
     report = build_status(home, later)
     t = report["trainer"]
     assert t is not None and t["pid"] == os.getpid()
-    assert (t["running"], t["responding"], t["suspended"]) == (True, False, False)
+    assert (t["alive"], t["running"], t["suspended"]) == (True, False, False)
     assert t["not_responding_since"] == format_time(beat)
     lines = dict(status_lines(report))
     assert lines["Trainer"].startswith("NOT RESPONDING since ")
@@ -143,7 +143,7 @@ JSON = st.recursive(
 FIELDS = [
     "pid", "heartbeat", "run", "applied_mode", "applied_at", "batch_size", "n_epochs",
     "torch_threads", "cpu_share", "timesteps", "total_timesteps", "fps", "last_checkpoint",
-    "last_checkpoint_timesteps", "settings_problem", "responding", "suspended", "running",
+    "last_checkpoint_timesteps", "settings_problem", "alive", "suspended", "running",
     "not_responding_since", "gpu", "device", "state", "oom_events", "batch_cap",
 ]  # fmt: skip
 GPU_FIELDS = [

@@ -80,7 +80,7 @@ def test_the_trainer_survives_any_settings_file_and_status_tells_a_stopped_one(
         report = _status(home)
         t = report["trainer"]
         assert t is not None and t["pid"] == proc.pid
-        assert (t["running"], t["responding"], t["suspended"]) == (True, False, True)
+        assert (t["alive"], t["running"], t["suspended"]) == (True, False, True)
         assert t["not_responding_since"] == t["heartbeat"]
         human = run_perfmode("status", "--home", str(home.root), timeout=120).stdout
         assert "NOT RESPONDING since" in human and f"kill -CONT {proc.pid}" in human
@@ -88,7 +88,7 @@ def test_the_trainer_survives_any_settings_file_and_status_tells_a_stopped_one(
         assert second.returncode == 1 and f"pid {proc.pid}" in second.stderr
 
         os.kill(proc.pid, signal.SIGCONT)
-        wait_for("it to respond again", lambda: _status(home)["trainer"]["responding"], 180)
+        wait_for("it to respond again", lambda: _status(home)["trainer"]["running"], 180)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     finally:

@@ -17,8 +17,8 @@ def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:
     settings = SettingsStore(home.settings).read()
     runs = run_statuses(home, now)
     # A trainer that responds comes before one that lives but does not (stopped, hung).
-    running = [r for r in runs if r["responding"]] + [
-        r for r in runs if r["running"] and not r["responding"]
+    running = [r for r in runs if r["running"]] + [
+        r for r in runs if r["alive"] and not r["running"]
     ]
     return {
         "home": str(home.root),

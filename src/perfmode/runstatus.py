@@ -44,10 +44,10 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class Liveness:
-    running: bool
+    alive: bool
     """The process that wrote the status lives (so it still holds its run)."""
     responding: bool
-    """...and it heartbeats: not stopped, not hung."""
+    """...and it heartbeats: not stopped, not hung. ``running`` in a run's status."""
     suspended: bool
     """Stopped by SIGSTOP or Ctrl-Z."""
     last_heartbeat: datetime | None
@@ -77,6 +77,11 @@ def liveness(status: dict[str, Any], now: datetime | None = None) -> Liveness:
     return Liveness(True, fresh and not suspended, suspended, beat)
 
 
+def is_alive(status: dict[str, Any], now: datetime | None = None) -> bool:
+    """The process that wrote ``status`` lives (responding or not): it holds its run."""
+    return liveness(status, now).alive
+
+
 def _heartbeat_key(status: dict[str, Any]) -> float:
     beat = parse_time(status.get("heartbeat"))
     return beat.timestamp() if beat else -math.inf
@@ -85,8 +90,9 @@ def _heartbeat_key(status: dict[str, Any]) -> float:
 def run_statuses(home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every run's last status, newest heartbeat first.
 
-    Each carries ``run``, ``running`` (its process lives), ``responding`` (and heartbeats),
-    ``suspended`` and ``not_responding_since`` (its last heartbeat, when it does not respond).
+    Each carries ``run``, ``running`` (its process lives and heartbeats), ``alive`` (its
+    process lives, responding or not: it holds its run), ``suspended`` (stopped by SIGSTOP
+    or Ctrl-Z) and ``not_responding_since`` (its last heartbeat, when alive but not running).
     """
     found = []
     for run in home.run_names():
@@ -95,13 +101,13 @@ def run_statuses(home: Home, now: datetime | None = None) -> list[dict[str, Any]
             continue
         live = liveness(status, now)
         since = None
-        if live.running and not live.responding and live.last_heartbeat is not None:
+        if live.alive and not live.responding and live.last_heartbeat is not None:
             since = format_time(live.last_heartbeat)
         status = {
             **status,
             "run": run,
-            "running": live.running,
-            "responding": live.responding,
+            "running": live.responding,
+            "alive": live.alive,
             "suspended": live.suspended,
             "not_responding_since": since,
         }

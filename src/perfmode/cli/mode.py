@@ -87,7 +87,7 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         # Every value below comes from a status.json anyone can edit: print what is there,
         # and '?' for what is missing or of the wrong type, never fail on it.
         pid = _int(t.get("pid"))
-        if t.get("responding", True):
+        if t.get("running", True):
             lines.append(("Trainer", f"running, pid {pid}, run {t['run']!r}"))
         else:
             last = since(parse_time(t.get("not_responding_since")))

@@ -141,6 +141,8 @@ function renderConfigs(configs) {
 }
 
 function runState(st, launch) {
+  // Its process lives and holds the run, but it is stopped (SIGSTOP) or hangs.
+  if (st && st.alive && !st.running) return "not responding";
   const launchRunning = launch && launch.running;
   if (launchRunning && !(st && st.running && st.pid === launch.pid)) return "starting";
   if (st && st.running) return st.state || "training";
@@ -294,6 +296,12 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   if (st && st.running) for (const line of st.gpu_lines || []) note(line, line.startsWith("GPU guard"));
   if (st && st.oom_events && st.oom_events.length) {
     note(`CUDA ran out of memory ${st.oom_events.length}×; batch capped at ${st.batch_cap}`, true);
+  }
+  if (rstate === "not responding") {
+    const since = st.not_responding_since ? clock(Date.parse(st.not_responding_since)) : "?";
+    note(st.suspended
+      ? `Not responding since ${since}: the process is stopped (SIGSTOP or Ctrl-Z); \`kill -CONT ${st.pid}\` resumes it.`
+      : `Not responding since ${since}: no heartbeat since; if it hangs, \`kill ${st.pid}\` stops it.`, true);
   }
   if (rstate === "not running" && st && st.state === "training") {
     note("The trainer stopped without saying so (killed, or it crashed); start it again to resume from the last checkpoint.", true);
