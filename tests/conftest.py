@@ -148,7 +148,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_S, proc=
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
+            path = getattr(proc, "output_path", None)
+            out = Path(path).read_text() if path else proc.stdout.read() if proc.stdout else ""
             raise AssertionError(
                 f"the process exited ({proc.returncode}) while waiting for {what}:\n{out}"
             )

@@ -7,7 +7,6 @@ stopped and resumed one). Both runs happen in this process with one torch thread
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -76,25 +75,3 @@ def test_resume_may_change_the_rollout_but_not_the_window_or_the_network(
         train(other_net, home)
     # Refused before anything was written.
     assert [p.name for p in list_checkpoints(home.checkpoints_dir())] == saved
-
-
-def test_fresh_starts_over_and_moves_the_old_run_aside(home: Home, tmp_path: Path, learned) -> None:
-    train(tiny_config(tmp_path, training={"total_timesteps": 512}), home)
-    old = {p.name: (p / "meta.json").read_text() for p in list_checkpoints(home.checkpoints_dir())}
-    old_rows = metrics_rows(home)
-    assert old and old_rows
-
-    other = tiny_config(tmp_path, env={"window": 16}, training={"total_timesteps": 256})
-    result = train(other, home, fresh=True)
-    assert result.resumed_from is None
-    assert learned["start"][-1]["num_timesteps"] == 0 and learned["start"][-1]["n_updates"] == 0
-    # The old checkpoints, whole, in one archive folder; only the new run's in checkpoints/.
-    (archived,) = (home.run_dir() / "archive").iterdir()
-    saved = {
-        p.name: (p / "meta.json").read_text() for p in list_checkpoints(archived / "checkpoints")
-    }
-    assert saved == old
-    new = list_checkpoints(home.checkpoints_dir())
-    assert [p.name for p in new] == ["step_0000000256"]
-    assert json.loads((new[0] / "meta.json").read_text())["config"]["env"]["window"] == 16
-    assert [r["timesteps"] for r in metrics_rows(home)] == ["128", "256"]

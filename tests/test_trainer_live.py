@@ -20,6 +20,7 @@ from tests.trainkit import (
     read_status,
     start_trainer,
     stop_trainer,
+    trainer_output,
     write_config,
 )
 
@@ -108,9 +109,10 @@ def test_mode_switches_from_cli_hand_edit_and_corrupt_file_then_sigterm_saves(
         assert "not valid JSON" in read_status(home)["settings_problem"]
 
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=WAIT_S)
+        proc.wait(timeout=WAIT_S)
     finally:
         stop_trainer(proc)
+    out = trainer_output(proc)
     assert proc.returncode == 0, out
     assert "SIGTERM" in out
     status = read_status(home)
@@ -133,8 +135,7 @@ def test_kill_9_after_a_checkpoint_then_resume_continues(home: Home, tmp_path) -
             proc=proc,
         )
     finally:
-        proc.kill()
-        proc.communicate()
+        stop_trainer(proc)
     newest = list_checkpoints(home.checkpoints_dir())[0]
     at = int(newest.name.split("_")[1])
     assert at >= 256
@@ -153,21 +154,20 @@ def test_kill_9_after_a_checkpoint_then_resume_continues(home: Home, tmp_path) -
     assert read_status(home)["last_checkpoint_timesteps"] == target
 
 
-# The power goes out while the second checkpoint is written: right after its first file
-# reaches the disk. Whatever the files are, a writer that means them to survive fsyncs them.
+# The power goes out while the second checkpoint is written: as its second file reaches the
+# disk (whatever the files are, a writer that means them to survive fsyncs them). A
+# checkpoint that is not written aside, or that writes meta.json before the rest, shows.
 CRASH_IN_SECOND_SAVE = """
 import os, sys
 
-checkpoints, real_fsync, folders = sys.argv.pop(1), os.fsync, []
+checkpoints, real_fsync, files = sys.argv.pop(1), os.fsync, {}
 
 def fsync(fd):
     real_fsync(fd)
     path = os.readlink(f"/proc/self/fd/{fd}")
     if path.startswith(checkpoints) and os.path.isfile(path):
-        folder = os.path.dirname(path)
-        if folder not in folders:
-            folders.append(folder)
-        if len(folders) == 2:
+        files.setdefault(os.path.dirname(path), set()).add(os.path.basename(path))
+        if len(files) == 2 and len(list(files.values())[1]) == 2:
             os._exit(86)
 
 os.fsync = fsync

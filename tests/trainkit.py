@@ -7,7 +7,7 @@ import json
 import os
 import re
 import subprocess
-import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import yaml
 
 from perfmode.config import Config, load_config
 from perfmode.home import Home
+from tests.conftest import PERFMODE
 
 # Every value a test relies on is spelled out here, not taken from the embedded defaults
 # (which may change): the mode profiles in full, and nice 0 so that an in-process train()
@@ -72,31 +73,35 @@ def tiny_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
 
 
 def start_trainer(home: Home, config: Path, *args: str) -> subprocess.Popen[str]:
+    """``perfmode train`` as a process; its output goes to a file (``trainer_output``).
+
+    Not a pipe: nobody reads a pipe while the test runs, and a trainer that logs a checkpoint
+    several times a second would fill it and block.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "perfmode",
-            "train",
-            "--config",
-            str(config),
-            "--home",
-            str(home.root),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    with tempfile.NamedTemporaryFile(
+        "w", dir=home.root.parent, prefix="trainer-", suffix=".out", delete=False
+    ) as out:
+        proc = subprocess.Popen(
+            [*PERFMODE, "train", "--config", str(config), "--home", str(home.root), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+    proc.output_path = out.name  # type: ignore[attr-defined]
+    return proc
+
+
+def trainer_output(proc: subprocess.Popen[str]) -> str:
+    return Path(proc.output_path).read_text(encoding="utf-8")  # type: ignore[attr-defined]
 
 
 def stop_trainer(proc: subprocess.Popen[str]) -> None:
     """For ``finally``: a trainer a failed test leaves behind must not outlive it."""
     if proc.poll() is None:
         proc.kill()
-    proc.communicate()
+    proc.wait()
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"
