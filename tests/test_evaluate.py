@@ -319,7 +319,8 @@ def test_cli_checkpoint_with_config_and_plot(cli, trained: dict[str, Path], tmp_
 def test_cli_errors_are_one_line(cli, args: tuple[str, ...], code: int, message: str) -> None:
     res = cli("evaluate", *args)
     assert res.exit_code == code
-    assert message in res.output and "Traceback" not in res.output
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert res.stderr.startswith("Error: ") and message in res.stderr
     assert isinstance(res.exception, SystemExit)
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from perfmode.errors import PerfmodeError
 from perfmode.home import Home
@@ -28,8 +29,9 @@ from perfmode.schedule import (
     store_timetable,
     timetable_of,
 )
+from perfmode.schedule.daemon import TICK_ENV
 from perfmode.settings import HAND_EDIT, Mode, SettingsStore, format_time
-from tests.conftest import PERFMODE, run_perfmode, wait_for
+from tests.conftest import PERFMODE, WAIT_S, run_perfmode, wait_for
 
 TT = Timetable.create(tz="Europe/Berlin", night="18:00", day="08:00")
 BERLIN_SUMMER = 2  # UTC offset in June
@@ -177,17 +179,17 @@ def test_run_daemon_reconciles_at_start_and_on_each_tick(home: Home) -> None:
         t = threading.Thread(target=run_daemon, args=(home,), kwargs={"tick_s": 0.1, "stop": stop})
         t.start()
         try:
-            wait_for("performance", lambda: store.read().mode is Mode.PERFORMANCE, timeout=10)
+            wait_for("performance", lambda: store.read().mode is Mode.PERFORMANCE)
             assert store.read().changed_by == "schedule"
             # Another process stores a new timetable with a boundary a second ahead: a
             # tick after it follows (there is no job for it in the first timetable).
             soon = datetime.now(UTC) + timedelta(seconds=1)
             store_timetable(store, Timetable.create(tz="UTC", rules=[_rule(soon, "quiet")]))
-            wait_for("quiet", lambda: store.read().mode is Mode.QUIET, timeout=10)
+            wait_for("quiet", lambda: store.read().mode is Mode.QUIET)
             assert store.read().changed_at >= soon.replace(microsecond=0)
         finally:
             stop.set()
-            t.join(10)
+            t.join(WAIT_S)
     assert not t.is_alive()
 
 
@@ -199,103 +201,176 @@ def _rule(t: datetime, mode: str) -> str:
     return f"{t:%S %M %H} * * *={mode}"
 
 
-@pytest.fixture
-def daemon(home: Home) -> Iterator[tuple[subprocess.Popen[str], datetime]]:
-    """A daemon process whose timetable switches to performance a few seconds from now.
-
-    The default 60 s tick is kept, so the switch can only come from the boundary's
-    APScheduler job, not from the minute reconcile.
-    """
-    now = datetime.now(UTC).replace(microsecond=0)
-    boundary = now + timedelta(seconds=6)
-    home.settings.write_text(json.dumps(changed("performance", now - timedelta(hours=1))))
+def start_daemon(home: Home, *args: str, tick: float | None = None) -> subprocess.Popen[str]:
+    """``perfmode schedule ARGS`` logging to ``home/daemon.log``; ``tick``: seconds between
+    reconciles (default: the daemon's own minute)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PERFMODE_SCHEDULE_TICK_S", None)
-    proc = subprocess.Popen(
+    env.pop(TICK_ENV, None)
+    if tick is not None:
+        env[TICK_ENV] = str(tick)
+    return subprocess.Popen(
         [
             *PERFMODE,
             "schedule",
-            "--tz",
-            "UTC",
-            "--rule",
-            _rule(now - timedelta(seconds=20), "quiet"),
-            "--rule",
-            _rule(boundary, "performance"),
+            *args,
             "--home",
             str(home.root),
+            "--log-file",
+            str(daemon_log(home)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def daemon_log(home: Home) -> Path:
+    return home.root / "daemon.log"
+
+
+def log_of(home: Home) -> str:
     try:
-        wait_for(
-            "the daemon to start",
-            lambda: home.daemon_pid.exists() and proc.poll() is None,
-            timeout=10,
-        )
-        yield proc, boundary
+        return daemon_log(home).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
+def quiet_an_hour_ago(home: Home) -> None:
+    home.settings.write_text(json.dumps(changed("quiet", datetime.now(UTC) - timedelta(hours=1))))
+
+
+@pytest.fixture
+def daemon(home: Home) -> Iterator[subprocess.Popen[str]]:
+    """A running daemon whose timetable keeps the mode at quiet (no boundary to race)."""
+    quiet_an_hour_ago(home)
+    earlier = datetime.now(UTC) - timedelta(minutes=20)
+    proc = start_daemon(home, "--tz", "UTC", "--rule", _rule(earlier, "quiet"))
+    try:
+        wait_for("the daemon to start", lambda: "timetable:" in log_of(home), proc=proc)
+        yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+        stop(proc)
 
 
-def test_the_daemon_flips_settings_at_a_boundary(
-    daemon: tuple[subprocess.Popen[str], datetime], home: Home
-) -> None:
-    proc, boundary = daemon
+def test_the_daemon_flips_settings_at_a_boundary(home: Home) -> None:
+    """The boundary's own job flips the mode: the minute reconcile is kept at 60 s.
+
+    The boundary is given when the daemon starts; a daemon that starts too slowly to be
+    waiting for it is stopped and started again with a later one.
+    """
     store = SettingsStore(home.settings)
-    # At start it applied the boundary in force (quiet, 20 s ago) over the older manual mode.
-    wait_for("quiet", lambda: store.read().mode is Mode.QUIET, timeout=10)
-    assert datetime.now(UTC) < boundary, "the daemon started too slowly for this test"
-    wait_for("performance", lambda: store.read().mode is Mode.PERFORMANCE, timeout=15)
-    s = store.read()
-    assert s.changed_by == "schedule" and s.changed_at is not None
-    assert boundary <= s.changed_at < boundary + timedelta(seconds=3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=10)
-    assert f"⏰ {boundary:%H:%M:%S} UTC → performance (schedule)" in err
+    for margin in (5, 10, 20, 40):
+        home.settings.write_text(
+            json.dumps(changed("performance", datetime.now(UTC) - timedelta(hours=1)))
+        )
+        now = datetime.now(UTC).replace(microsecond=0)
+        boundary = now + timedelta(seconds=margin)
+        rules = ["--rule", _rule(now - timedelta(seconds=20), "quiet")]
+        proc = start_daemon(home, "--tz", "UTC", *rules, "--rule", _rule(boundary, "performance"))
+        try:
+            # At start it applies the boundary in force (quiet, 20 s ago) over the older mode.
+            wait_for("quiet", lambda: store.read().mode is Mode.QUIET, proc=proc)
+            if datetime.now(UTC) > boundary - timedelta(seconds=1):
+                continue
+            wait_for("performance", lambda: store.read().mode is Mode.PERFORMANCE, proc=proc)
+            s = store.read()
+            assert s.changed_by == "schedule" and s.changed_at is not None
+            # The job runs at the boundary; without it the next reconcile would be ~50 s late.
+            assert boundary <= s.changed_at < boundary + timedelta(seconds=30)
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=WAIT_S)
+            assert f"⏰ {boundary:%H:%M:%S} UTC → performance (schedule)" in log_of(home)
+            return
+        finally:
+            stop(proc)
+    pytest.fail("the daemon never started a second before its boundary")
 
 
 def test_a_second_daemon_is_refused_with_the_first_ones_pid(
-    daemon: tuple[subprocess.Popen[str], datetime], home: Home
+    daemon: subprocess.Popen[str], home: Home
 ) -> None:
-    proc, _ = daemon
     result = run_perfmode("schedule", "--home", str(home.root))
     assert result.returncode == 1
-    assert f"already runs for {home.root} (pid {proc.pid})" in result.stderr
-    assert proc.poll() is None
+    assert f"already runs for {home.root} (pid {daemon.pid})" in result.stderr
+    assert daemon.poll() is None
     status = json.loads(run_perfmode("status", "--json", "--home", str(home.root)).stdout)
-    assert status["schedule"]["daemon_pid"] == proc.pid
+    assert status["schedule"]["daemon_pid"] == daemon.pid
+
+
+def test_save_only_and_clear_reach_a_running_daemon(home: Home) -> None:
+    quiet_an_hour_ago(home)
+    earlier = datetime.now(UTC) - timedelta(minutes=20)
+    proc = start_daemon(home, "--tz", "UTC", "--rule", _rule(earlier, "quiet"), tick=0.5)
+    try:
+        wait_for("the daemon to start", lambda: "timetable:" in log_of(home), proc=proc)
+        store = SettingsStore(home.settings)
+        assert store.read().mode is Mode.QUIET
+
+        # Another shell stores a timetable whose last boundary (10 min ago) says performance:
+        # the running daemon re-reads it and applies it.
+        ten_ago = datetime.now(UTC) - timedelta(minutes=10)
+        saved = run_perfmode(
+            "schedule", "--tz", "UTC", "--rule", _rule(ten_ago, "performance"), "--save-only",
+            "--home", str(home.root),
+        )  # fmt: skip
+        assert saved.returncode == 0, saved.stderr
+        wait_for("the daemon to follow", lambda: store.read().mode is Mode.PERFORMANCE, proc=proc)
+        assert store.read().changed_by == "schedule"
+
+        cleared = run_perfmode("schedule", "--clear", "--home", str(home.root))
+        assert cleared.returncode == 0, cleared.stderr
+        wait_for("the daemon to go idle", lambda: "no schedule in settings.json" in log_of(home))
+        report = json.loads(run_perfmode("status", "--json", "--home", str(home.root)).stdout)
+        assert report["schedule"]["daemon_pid"] == proc.pid
+        assert report["schedule"]["next_switch"] is None
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=WAIT_S)
+        assert proc.returncode == 0
+    finally:
+        stop(proc)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is TerminateProcess on Windows")
 def test_the_daemon_exits_0_on_sigterm_and_removes_its_pid_file(
-    daemon: tuple[subprocess.Popen[str], datetime], home: Home
+    daemon: subprocess.Popen[str], home: Home
 ) -> None:
-    proc, _ = daemon
-    wait_for(
-        "quiet", lambda: SettingsStore(home.settings).read().mode is Mode.QUIET, timeout=10
-    )  # running
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    assert "stopped" in err
+    daemon.send_signal(signal.SIGTERM)
+    _, err = daemon.communicate(timeout=WAIT_S)
+    assert daemon.returncode == 0, err
+    assert "stopped" in log_of(home)
     assert not home.daemon_pid.exists()
     assert running_daemon_pid(home) is None
     assert Path(home.daemon_lock).exists()  # lock files are never deleted
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is TerminateProcess on Windows")
-def test_sigterm_while_the_daemon_starts_still_exits_0(
-    daemon: tuple[subprocess.Popen[str], datetime], home: Home
-) -> None:
-    proc, _ = daemon  # the pid file exists: the handlers are already in place
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=10)
+def test_sigterm_while_the_daemon_starts_still_exits_0(home: Home) -> None:
+    """A service manager may stop the daemon before it is running: still a clean exit 0.
+
+    Holding settings.json's lock keeps a starting daemon between taking its own lock (the
+    pid file appears) and storing its timetable, before it starts.
+    """
+    with FileLock(home.settings_lock):
+        proc = start_daemon(home, "--tz", "UTC", "--night", "18:00", "--day", "08:00")
+        try:
+            wait_for("the pid file", home.daemon_pid.exists, proc=proc)
+            proc.send_signal(signal.SIGTERM)
+        except BaseException:
+            stop(proc)
+            raise
+    try:
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        stop(proc)
     assert proc.returncode == 0, err
+    assert "stopped" in log_of(home) and "started" not in log_of(home)
     assert not home.daemon_pid.exists()
 
 

@@ -1,10 +1,18 @@
-"""The trainer in-process: determinism, resume, damaged checkpoints, OOM fallback."""
+"""The trainer in-process: determinism, resume, damaged checkpoints, the live mode, Ctrl-C,
+CUDA OOM.
+
+In-process trainers use ``training.nice: 0`` (``trainkit.TINY``); the conftest guard fails
+a test that lowers the pytest process's priority.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
+import signal
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,12 +24,20 @@ from perfmode.checkpoints import list_checkpoints, open_checkpoint
 from perfmode.config import Config, load_config
 from perfmode.env import load_market
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.fastppo import LeanPPO
 from perfmode.home import Home
 from perfmode.session import _SessionCallback
 from perfmode.settings import SettingsStore
 from perfmode.trainer import build_vec_env, train
-from tests.trainkit import metrics_rows, read_status, write_config
+from tests.conftest import wait_for
+from tests.trainkit import (
+    metrics_rows,
+    read_status,
+    tiny_config,
+    wrap_policy_method,
+    write_config,
+)
+
+FAST_QUIET = {"quiet": {"cpu_share": 1.0}}  # no duty cycle where the test is not about it
 
 
 @pytest.fixture
@@ -250,58 +266,151 @@ def test_after_a_fallback_training_goes_on_from_the_checkpoint_before(
     assert open_checkpoint(result.checkpoint).state.num_timesteps == 768
 
 
-def test_resume_with_another_n_envs_works_and_another_window_is_refused(
-    home: Home, tmp_path
+def test_torch_threads_follow_the_mode(home: Home, tmp_path: Path, monkeypatch) -> None:
+    """Read back from torch while the policy runs: quiet's 1 thread, then performance's 2."""
+    config = tiny_config(
+        tmp_path,
+        training={"total_timesteps": 1_000_000, "poll_interval": 0.05},
+        modes={"quiet": {"cpu_share": 1.0}, "performance": {"torch_threads": 2}},
+    )
+    store = SettingsStore(home.settings)
+    store.set_mode("quiet", changed_by="cli")
+    torch.set_num_threads(3)  # neither mode's count: a mode that is not applied shows
+    seen: list[tuple[bool, int]] = []  # (switch written yet, torch threads) per forward pass
+
+    def forward(call: Any, *args: Any, **kwargs: Any) -> Any:
+        switched = len(seen) > 40
+        seen.append((switched, torch.get_num_threads()))
+        if len(seen) == 41:
+            store.set_mode("performance", changed_by="cli")
+        seen_enough = [t for s, t in seen[-20:] if s] == [2] * 20 or len(seen) == 5000
+        if seen_enough:
+            signal.raise_signal(signal.SIGINT)  # stop at the next safe point
+        return call(*args, **kwargs)
+
+    wrap_policy_method(monkeypatch, "forward", forward)
+    assert train(config, home).stopped_early
+    before = {threads for switched, threads in seen if not switched}
+    after = [threads for switched, threads in seen if switched]
+    assert before == {1}
+    assert set(after[after.index(2) :]) == {2}, after
+
+
+def test_ctrl_c_stops_at_the_next_safe_point_and_saves(
+    home: Home, tmp_path: Path, monkeypatch, learned
 ) -> None:
-    train(tiny(tmp_path, training={"total_timesteps": 256}), home)
-    more_envs = tiny(tmp_path, training={"total_timesteps": 512, "n_envs": 4})
-    assert train(more_envs, home).resumed_from == 256
-    other_window = tiny(tmp_path, env={"window": 16}, training={"total_timesteps": 1024})
-    with pytest.raises(UsageError, match=r"env\.window"):
-        train(other_window, home)
-    # --fresh starts over and keeps the old checkpoints aside.
-    result = train(other_window.with_overrides(total_timesteps=256), home, fresh=True)
-    assert result.resumed_from is None
-    assert list((home.run_dir() / "archive").iterdir())
+    config = tiny_config(
+        tmp_path, training={"total_timesteps": 100_000, "checkpoint_freq": 1000}, modes=FAST_QUIET
+    )
+    calls = 0
+
+    def evaluate_actions(call: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 12:  # half-way through the second update (8 minibatches each)
+            signal.raise_signal(signal.SIGINT)
+        return call(*args, **kwargs)
+
+    wrap_policy_method(monkeypatch, "evaluate_actions", evaluate_actions)
+    result = train(config, home)
+    # The update in progress was finished, the rollout after it not trained on.
+    assert calls == 16
+    assert (result.stopped_early, result.timesteps) == (True, 2 * 128)
+    assert [p.name for p in list_checkpoints(home.checkpoints_dir())] == ["step_0000000256"]
+    assert read_status(home)["state"] == "stopped"
+    assert learned["end"][-1]["n_updates"] == 2 * 2  # SB3 counts epochs
 
 
-def _oom_above(limit: int):
-    original = LeanPPO.train
+def test_a_second_ctrl_c_quits_at_once(home: Home, tmp_path: Path, monkeypatch, caplog) -> None:
+    """The first Ctrl-C waits for the end of the update; the second does not."""
+    config = tiny_config(
+        tmp_path,
+        ppo={"batch_size": 8, "n_epochs": 20},  # 320 minibatches in an update
+        training={"total_timesteps": 100_000, "checkpoint_freq": 128},
+        modes=FAST_QUIET,
+    )
+    caplog.set_level(logging.INFO, logger="perfmode")
+    calls = 0
 
-    def train_or_oom(self):
-        if self.batch_size > limit:
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return original(self)
+    def evaluate_actions(call: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the first update, two minibatches in
+            signal.raise_signal(signal.SIGINT)
+            wait_for("the first Ctrl-C to be heard", lambda: "SIGINT: stopping" in caplog.text, 30)
+            signal.raise_signal(signal.SIGINT)
+            wait_for("the second Ctrl-C to stop the process", lambda: False, timeout=30)
+        return call(*args, **kwargs)
 
-    return train_or_oom
+    wrap_policy_method(monkeypatch, "evaluate_actions", evaluate_actions)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, home)
+    assert calls == 3
+    assert list_checkpoints(home.checkpoints_dir()) == []  # no save on the way out
 
 
-def test_oom_halves_the_batch_and_training_goes_on(home: Home, tmp_path, monkeypatch) -> None:
-    config = tiny(
+# --- CUDA out of memory (injected: a CPU run, the error raised where CUDA would) ----------
+
+
+def oom_mid_update(monkeypatch, above: int, after: int = 2) -> None:
+    """``torch.OutOfMemoryError`` on every minibatch of more than ``above`` rows once
+    ``after`` minibatches of the update have been trained on."""
+    big = 0
+
+    def evaluate_actions(call: Any, obs: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal big
+        if len(obs) > above:
+            big += 1
+            if big > after:
+                raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return call(obs, *args, **kwargs)
+
+    wrap_policy_method(monkeypatch, "evaluate_actions", evaluate_actions)
+
+
+def test_oom_mid_update_halves_the_batch_and_training_goes_on(
+    home: Home, tmp_path: Path, monkeypatch
+) -> None:
+    config = tiny_config(
         tmp_path,
         ppo={"batch_size": 16},
         training={"total_timesteps": 512},
-        modes={"performance": {"batch_size_multiplier": 2.0}},
+        modes={**FAST_QUIET, "performance": {"batch_size_multiplier": 2.0}},
     )
-    SettingsStore(home.settings).set_mode("performance", changed_by="cli")  # batch 32
-    monkeypatch.setattr(LeanPPO, "train", _oom_above(16))
+    SettingsStore(home.settings).set_mode("performance", changed_by="cli")  # batch 16 × 2
+    oom_mid_update(monkeypatch, above=16)
     result = train(config, home)
-    assert result.timesteps == 512
+    assert result.timesteps == 512 and not result.stopped_early
     status = read_status(home)
+    assert status["state"] == "finished"
     assert status["batch_cap"] == 16 and status["batch_size"] == 16
-    assert status["oom_events"][0]["failed_batch"] == 32
+    (event,) = status["oom_events"]
+    assert (event["failed_batch"], event["new_batch"]) == (32, 16)
     assert {r["batch_size"] for r in metrics_rows(home)} == {"16"}
 
 
 def test_oom_at_the_base_batch_saves_and_says_what_to_change(
-    home: Home, tmp_path, monkeypatch
+    home: Home, tmp_path: Path, monkeypatch
 ) -> None:
-    config = tiny(tmp_path, training={"total_timesteps": 512})
-    monkeypatch.setattr(LeanPPO, "train", _oom_above(1))
-    with pytest.raises(PerfmodeError, match=r"Lower ppo\.batch_size"):
+    config = tiny_config(tmp_path, training={"total_timesteps": 512}, modes=FAST_QUIET)
+    oom_mid_update(monkeypatch, above=1)
+    with pytest.raises(PerfmodeError, match=r"Lower ppo\.batch_size") as err:
         train(config, home)
-    assert list_checkpoints(home.checkpoints_dir())
+    (saved,) = list_checkpoints(home.checkpoints_dir())
+    assert str(saved) in str(err.value)
     assert read_status(home)["state"] == "failed"
+
+
+def test_oom_at_the_base_batch_exits_1_with_the_error_last(
+    cli, home: Home, tmp_path: Path, monkeypatch
+) -> None:
+    config = write_config(tmp_path / "c.yaml", training={"total_timesteps": 512}, modes=FAST_QUIET)
+    oom_mid_update(monkeypatch, above=1)
+    result = cli("train", "--config", str(config))
+    assert result.exit_code == 1, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: CUDA ran out of memory even at the base batch size 32")
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_config_fails_before_anything_starts(home: Home, tmp_path) -> None:

@@ -62,9 +62,13 @@ def train(
     ``progress_bar``: a bar on stderr (for a terminal) instead of a progress line every 10%
     of the run.
     """
+    if data is not None:
+        # --data becomes the run's env.data, so its checkpoints name the prices they learned
+        # from (evaluate reads them there).
+        config = dataclasses.replace(config, env=config.env.replace(data=data))
     t = config.training
     if market is None:
-        market = load_market(config.env, data)  # bad data fails here, before anything is written
+        market = load_market(config.env)  # bad data fails here, before anything is written
     device, why = pick_device(t.device)
     home.make_run_dir(run)
     _lower_priority(t.nice)
