@@ -216,7 +216,7 @@ def start_daemon(home: Home, *args: str, tick: float | None = None) -> subproces
             "--home",
             str(home.root),
             "--log-file",
-            str(daemon_log(home)),
+            str(daemon_log_file(home)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -225,13 +225,13 @@ def start_daemon(home: Home, *args: str, tick: float | None = None) -> subproces
     )
 
 
-def daemon_log(home: Home) -> Path:
+def daemon_log_file(home: Home) -> Path:
     return home.root / "daemon.log"
 
 
 def log_of(home: Home) -> str:
     try:
-        return daemon_log(home).read_text(encoding="utf-8")
+        return daemon_log_file(home).read_text(encoding="utf-8")
     except OSError:
         return ""
 
