@@ -3,8 +3,7 @@ half-written." Each case counts the lines on stderr: in-process (CliRunner keeps
 apart) for speed, and one real process per kind to show that nothing else gets in.
 
 Errors that Typer catches itself (a bad value for a typed option or argument, an unknown
-command) still print a box of several lines: those cases are marked xfail until issue 13
-makes them one line, and then they must pass (strict).
+command) are one line too: the CLI formats Click's usage errors itself.
 """
 
 from __future__ import annotations
@@ -17,10 +16,6 @@ import torch
 from perfmode.home import Home
 from tests.conftest import run_perfmode
 from tests.trainkit import write_config
-
-TYPER_BOX = pytest.mark.xfail(
-    strict=True, reason="issue 13: Typer's own usage errors print a multi-line box"
-)
 
 
 def _one_line_error(result, needle: str) -> None:
@@ -42,7 +37,6 @@ def _one_line_error(result, needle: str) -> None:
         (["frobnicate"], "frobnicate"),
     ],
 )
-@TYPER_BOX
 def test_usage_errors_typer_catches_are_one_line(
     cli, home: Home, tmp_path: Path, args: list[str], needle: str
 ) -> None:
@@ -53,7 +47,6 @@ def test_usage_errors_typer_catches_are_one_line(
     assert list(home.root.iterdir()) == []
 
 
-@TYPER_BOX
 def test_a_home_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("x")
