@@ -130,4 +130,6 @@ def test_shell_completion_is_switched_on() -> None:
     env = {"_PERFMODE_COMPLETE": "complete_bash", "COMP_WORDS": "perfmode set ", "COMP_CWORD": "2"}
     words = run_perfmode(env={**os.environ, **env})
     assert words.returncode == 0, words.stderr
-    assert words.stdout.split() == ["quiet", "performance"]
+    from perfmode.settings import MODES
+
+    assert words.stdout.split() == list(MODES)

@@ -53,7 +53,9 @@ def test_first_training_run_in_a_home_that_does_not_exist_yet(tmp_path: Path) ->
     # Not a terminal: plain progress lines, no bar, no terminal codes.
     assert not ANSI.search(log) and "\r" not in log
     progress = [line for line in log.splitlines() if line.startswith("⏳")]
-    assert 3 <= len(progress) <= 9, log
+    # One line per 10% at most; the trainer's polls (every 0.2 s) may skip some marks of a run
+    # this short, never all of them.
+    assert 1 <= len(progress) <= 10, log
     for line in progress:
         assert re.fullmatch(
             r"⏳ [\d,]+ / 1,024 steps \(\d+\.\d%\), ([\d,]+|\?) steps/s, quiet, ETA (\d+ \w+|\?)",

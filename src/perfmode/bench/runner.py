@@ -257,7 +257,7 @@ class Bench:
     # -- results --
 
     def result(self) -> dict[str, Any]:
-        rows = {mode.value: self.tallies[mode].row() for mode in Mode}
+        rows = {mode.value: self.tallies[mode].row() for mode in self.tallies}
         rows["plain_sb3"] = self.reference.row() if self.reference else None
         perf = rows["performance"]
         return {
