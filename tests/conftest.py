@@ -49,6 +49,20 @@ def _live_children() -> set[int]:
     return alive
 
 
+def _leaked(before: set[int]) -> list[int]:
+    """Processes started by the test and still alive; helpers a process that outlives the
+    test starts for itself (a module's browser, say) are that process's business."""
+    leaked = []
+    for pid in _live_children() - before:
+        try:
+            parents = {p.pid for p in psutil.Process(pid).parents()}
+        except psutil.Error:
+            continue
+        if not parents & before:
+            leaked.append(pid)
+    return sorted(leaked)
+
+
 @pytest.fixture(autouse=True)
 def _global_state_is_restored() -> Iterator[None]:
     """Each test leaves the pytest process as it found it, or fails saying what it changed.
@@ -100,12 +114,12 @@ def _global_state_is_restored() -> Iterator[None]:
             h.close()
     logger.handlers[:] = log_state[0]
     logger.propagate, logger.level = log_state[1], log_state[2]
-    leaked = _live_children() - children
+    leaked = _leaked(children)
     for pid in leaked:
         with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()
     if leaked:
-        problems.append(f"child processes were left running: {sorted(leaked)}")
+        problems.append(f"child processes were left running: {leaked}")
     if problems:
         pytest.fail("test changed global state: " + "; ".join(problems), pytrace=False)
 

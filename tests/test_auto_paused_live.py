@@ -14,7 +14,14 @@ from perfmode.checkpoints import list_checkpoints
 from perfmode.home import Home
 from perfmode.settings import parse_time
 from tests.conftest import run_perfmode, wait_for
-from tests.trainkit import log_text, metrics_rows, read_status, start_trainer, write_config
+from tests.trainkit import (
+    log_text,
+    metrics_rows,
+    read_status,
+    start_trainer,
+    trainer_output,
+    write_config,
+)
 
 LONG = {"total_timesteps": 10_000_000}
 
@@ -157,11 +164,12 @@ def test_paused_uses_no_cpu_resumes_at_once_and_a_stop_while_paused_saves(
         run_perfmode("set", "paused", "--home", str(home.root))
         wait_for("paused again", lambda: read_status(home).get("state") == "paused", proc=proc)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    out = trainer_output(proc)
     assert proc.returncode == 0, out
     assert "Stopped at" in out
     assert list_checkpoints(home.checkpoints_dir("default"))

@@ -1,9 +1,8 @@
 """README: "Bad input is one line on stderr and exit status 2 (other failures: 1); nothing is
-half-written." Each case counts the lines on stderr: in-process (CliRunner keeps stderr
-apart) for speed, and one real process per kind to show that nothing else gets in.
-
-Errors that Typer catches itself (a bad value for a typed option or argument, an unknown
-command) are one line too: the CLI formats Click's usage errors itself.
+half-written." Errors the library raises (bad files, names, times, rules, devices), each
+counting the lines on stderr: in-process (CliRunner keeps stderr apart) for speed, and one
+real process to show that nothing else gets in. Errors Typer catches itself (a bad value for
+a typed option) are in test_cli_conventions.py.
 """
 
 from __future__ import annotations
@@ -22,37 +21,6 @@ def _one_line_error(result, needle: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"{len(lines)} lines on stderr:\n{result.stderr}"
     assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["set", "turbo"], "turbo"),
-        (["set"], "quiet"),
-        (["train", "--timesteps", "0"], "--timesteps"),
-        (["train", "--timesteps", "abc"], "--timesteps"),
-        (["train", "--seed", "-1"], "--seed"),
-        (["train", "--device", "tpu"], "tpu"),
-        (["train", "--config", "{tmp}"], "{tmp}"),
-        (["frobnicate"], "frobnicate"),
-    ],
-)
-def test_usage_errors_typer_catches_are_one_line(
-    cli, home: Home, tmp_path: Path, args: list[str], needle: str
-) -> None:
-    # In-process (the same output as the real command, seconds faster for nine cases).
-    result = cli(*[a.format(tmp=tmp_path) for a in args])
-    assert result.exit_code == 2
-    _one_line_error(result, needle.format(tmp=tmp_path))
-    assert list(home.root.iterdir()) == []
-
-
-def test_a_home_that_is_a_file_is_one_line(tmp_path: Path) -> None:
-    afile = tmp_path / "afile"
-    afile.write_text("x")
-    result = run_perfmode("status", "--home", str(afile))
-    assert result.returncode == 2
-    _one_line_error(result, str(afile))
 
 
 @pytest.mark.parametrize(
