@@ -14,7 +14,7 @@ import pytest
 from perfmode.checkpoints import list_checkpoints
 from perfmode.home import Home
 from tests.conftest import run_perfmode, wait_for
-from tests.trainkit import log_text, read_status, start_trainer, write_config
+from tests.trainkit import log_text, read_status, start_trainer, trainer_output, write_config
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, SIGSTOP: POSIX only")
 
@@ -90,12 +90,13 @@ def test_the_trainer_survives_any_settings_file_and_status_tells_a_stopped_one(
         os.kill(proc.pid, signal.SIGCONT)
         wait_for("it to respond again", lambda: _status(home)["trainer"]["running"], 180)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        out = trainer_output(proc)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
-            proc.communicate(timeout=60)
+            proc.wait(timeout=60)
     assert proc.returncode == 0, out
     assert "Traceback" not in out
 
@@ -120,11 +121,12 @@ def test_sigterm_during_start_up_says_so_and_exits_0(home: Home, tmp_path: Path)
         wait_for("the start-up handler", lambda: _catches_sigterm(proc.pid), 120, proc)
         assert not home.status_file().exists(), "training started before the test could stop it"
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        out = trainer_output(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate(timeout=60)
+            proc.wait(timeout=60)
     assert proc.returncode == 0, out
     assert "SIGTERM: stopped before training started; nothing to save" in out
     assert "Traceback" not in out
