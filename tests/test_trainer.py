@@ -17,17 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import PPO
 
-from perfmode.checkpoint_io import read_weights
 from perfmode.checkpoints import list_checkpoints, open_checkpoint
 from perfmode.config import Config, load_config
-from perfmode.env import load_market
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.home import Home
 from perfmode.session import _SessionCallback
 from perfmode.settings import SettingsStore
-from perfmode.trainer import build_vec_env, train
+from perfmode.trainer import train
 from tests.conftest import wait_for
 from tests.trainkit import (
     metrics_rows,
@@ -57,35 +54,7 @@ def tiny(tmp_path, **sections):
     return load_config(write_config(tmp_path / "tiny.yaml", **sections))
 
 
-def test_quiet_run_has_the_same_weights_as_plain_sb3(home: Home, tmp_path) -> None:
-    config = tiny(tmp_path, training={"total_timesteps": 512, "checkpoint_freq": 128})
-    SettingsStore(home.settings).set_mode("quiet", changed_by="cli")
-    result = train(config, home)
-    ours = read_weights(result.checkpoint / "policy.pth")
-
-    torch.set_num_threads(1)  # quiet's threads
-    market = load_market(config.env)
-    p = config.ppo
-    plain = PPO(
-        "MlpPolicy",
-        build_vec_env(config, market),
-        seed=config.training.seed,
-        n_steps=p.n_steps,
-        batch_size=p.batch_size,
-        n_epochs=p.n_epochs,
-        learning_rate=p.learning_rate,
-        gamma=p.gamma,
-        gae_lambda=p.gae_lambda,
-        clip_range=p.clip_range,
-        ent_coef=p.ent_coef,
-        vf_coef=p.vf_coef,
-        max_grad_norm=p.max_grad_norm,
-        policy_kwargs={"net_arch": p.net_arch},
-    )
-    plain.learn(512)
-    assert open_checkpoint(result.checkpoint).timesteps == plain.num_timesteps == 512
-    for (name, a), b in zip(ours.items(), plain.policy.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+# The quiet run vs plain SB3 PPO.learn, bit for bit: tests/test_fast_path.py.
 
 
 def test_checkpoints_every_freq_keep_the_last_n_and_the_final(home: Home, tmp_path) -> None:

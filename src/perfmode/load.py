@@ -25,7 +25,8 @@ def _busy_seconds(t: psutil._common.scputimes) -> float:  # type: ignore[name-de
     )
 
 
-def _own_seconds(proc: psutil.Process) -> float:
+def own_cpu_seconds(proc: psutil.Process) -> float:
+    """CPU seconds of ``proc`` and its children (subprocess envs are the trainer's work)."""
     t = proc.cpu_times()
     total = t.user + t.system
     for child in proc.children(recursive=True):
@@ -73,7 +74,7 @@ class LoadSensor:
         else:
             per_cpu = psutil.cpu_times(percpu=True)
             busy = sum(_busy_seconds(per_cpu[i]) for i in self._cpus if i < len(per_cpu))
-        return time.monotonic(), busy, _own_seconds(self._proc)
+        return time.monotonic(), busy, own_cpu_seconds(self._proc)
 
     def poll(self) -> LoadReading | None:
         """A new reading when ``interval`` has passed since the last, else None."""

@@ -16,6 +16,7 @@ import psutil
 
 from perfmode.fsutil import atomic_write_bytes
 from perfmode.gpu import METRICS_COLUMNS as GPU_COLUMNS
+from perfmode.load import own_cpu_seconds
 from perfmode.runstatus import write_status
 from perfmode.settings import format_time, utc_now
 
@@ -89,21 +90,10 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self.proc = psutil.Process()
-        self._last = (time.monotonic(), self._cpu_seconds())
-
-    def _cpu_seconds(self) -> float:
-        t = self.proc.cpu_times()
-        total = t.user + t.system
-        for child in self.proc.children(recursive=True):
-            try:
-                c = child.cpu_times()
-            except psutil.Error:
-                continue
-            total += c.user + c.system
-        return total
+        self._last = (time.monotonic(), own_cpu_seconds(self.proc))
 
     def read(self) -> float:
-        now, cpu = time.monotonic(), self._cpu_seconds()
+        now, cpu = time.monotonic(), own_cpu_seconds(self.proc)
         wall = now - self._last[0]
         cores = (cpu - self._last[1]) / wall if wall > 0 else 0.0
         self._last = (now, cpu)
