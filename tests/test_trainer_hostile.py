@@ -147,3 +147,18 @@ def test_a_status_or_log_file_that_cannot_be_written_does_not_stop_training(
     assert "Traceback" not in result.stderr
     assert "Finished: 1,024 steps" in result.stderr
     assert list_checkpoints(home.checkpoints_dir())
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_fifo_at_metrics_csv_neither_blocks_nor_stops_training(home: Home, tmp_path) -> None:
+    config = write_config(tmp_path / "tiny.yaml", training={"total_timesteps": 512})
+    run_dir = home.run_dir("default")
+    run_dir.mkdir(parents=True)
+    os.mkfifo(home.metrics_file("default"))
+    proc = run_perfmode(
+        "train", "--config", str(config), "--home", str(home.root), timeout=240
+    )  # a blocked open would hang here until the timeout fails the test
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("not a regular file") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list_checkpoints(home.checkpoints_dir("default"))

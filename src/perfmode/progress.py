@@ -7,6 +7,7 @@ import io
 import logging
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from perfmode.gpu import METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.load import own_cpu_seconds
 from perfmode.runstatus import write_status
 from perfmode.settings import format_time, utc_now
+from perfmode.smallfile import open_append
 
 log = logging.getLogger("perfmode.train")
 
@@ -118,19 +120,28 @@ class MetricsCsv:
         self.path = path
         self._failing = False
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.fields = list(METRICS_FIELDS)
+        # Something that is not a regular file (a FIFO, a device) must neither block the
+        # trainer nor be read: no metrics for this run, said once.
+        self.usable = _regular_or_missing(path)
+        if not self.usable:
+            self._failed(OSError(f"{path} is not a regular file; move it away"))
+            return
         try:
             self.fields = metrics_columns(path, METRICS_FIELDS)
         except OSError as e:
-            self.fields = list(METRICS_FIELDS)
             self._failed(e)
 
     def append(self, row: dict[str, Any]) -> None:
+        if not self.usable:
+            return
         line = io.StringIO()
         csv.DictWriter(line, self.fields).writerow({k: row.get(k, "") for k in self.fields})
         try:
-            with open(self.path, "a", newline="") as f:
+            fd = open_append(self.path)
+            with os.fdopen(fd, "a", newline="") as f:
                 f.write(line.getvalue())
-        except OSError as e:
+        except OSError as e:  # RefusedFile included: not a regular file any more
             self._failed(e)
         else:
             self._failing = False
@@ -147,6 +158,8 @@ class MetricsCsv:
     def continue_from(self, timesteps: int) -> DroppedRows | None:
         """Keep the rows up to ``timesteps``, where a run resumes; move the rest (rows of
         updates whose weights were lost, or a line a kill cut short) to the run's archive."""
+        if not self.usable:
+            return None
         try:
             return self._continue_from(timesteps)
         except OSError as e:
@@ -183,6 +196,15 @@ class MetricsCsv:
             f.write(lines[0] + "".join(d if d.endswith("\n") else d + "\n" for d in drop))
         atomic_write_bytes(self.path, "".join(keep).encode("utf-8"))
         return DroppedRows(len(drop), target)
+
+
+def _regular_or_missing(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _row_steps(line: str, column: int) -> float:
