@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from perfmode.config import Config, ModeProfile, default_config_text, load_confi
 from perfmode.configutil import flatten, to_mapping
 from perfmode.configview import format_value
 from perfmode.home import Home
-from tests.conftest import run_perfmode
 from tests.trainkit import log_text, write_config
 
 DEFAULTS = flatten(to_mapping(Config()))
@@ -173,11 +173,14 @@ def test_train_logs_its_config_and_what_differs_once(
     assert "modes.performance.cpu_share" not in log  # unchanged values are not listed
 
 
-def test_train_without_a_config_says_so(home: Home) -> None:
-    # A real process: the embedded default lowers the trainer's priority (training.nice),
-    # which in-process would be the pytest process's, for good.
-    result = run_perfmode("train", "--timesteps", "1", "--home", str(home.root))
-    assert result.returncode == 0, result.stderr
+def test_train_without_a_config_says_so(home: Home, monkeypatch) -> None:
+    # The embedded default lowers the trainer's priority (training.nice); in-process that
+    # would be the pytest process's, for good: record the call instead.
+    asked: list[int] = []
+    monkeypatch.setattr(os, "nice", asked.append)
+    result = invoke("train", "--timesteps", "1", "--home", str(home.root))
+    assert result.exit_code == 0, result.stderr
+    assert asked == [Config().training.nice]
     log = log_text(home)
     assert "📄 Config: the embedded default (no --config); 1 value differs from the default:" in log
     assert (

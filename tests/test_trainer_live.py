@@ -26,7 +26,7 @@ from tests.trainkit import (
 
 
 def test_mode_switches_from_cli_hand_edit_and_corrupt_file_then_sigterm_saves(
-    home: Home, tmp_path
+    cli, home: Home, tmp_path
 ) -> None:
     config = write_config(
         tmp_path / "tiny.yaml",
@@ -65,8 +65,8 @@ def test_mode_switches_from_cli_hand_edit_and_corrupt_file_then_sigterm_saves(
         assert trainer <= report["trainer"].keys(), trainer - report["trainer"].keys()
 
         # A second trainer on the same run is refused, naming the first.
-        second = run_perfmode("train", "--config", str(config), "--home", str(home.root))
-        assert second.returncode == 1
+        second = cli("train", "--config", str(config))
+        assert second.exit_code == 1
         assert second.stderr.strip().splitlines()[-1].startswith("Error: ")
         assert f"pid {proc.pid}" in second.stderr
 
@@ -124,7 +124,7 @@ def test_mode_switches_from_cli_hand_edit_and_corrupt_file_then_sigterm_saves(
     assert log_text(home).count("⚙️ Performance mode:") == 5
 
 
-def test_kill_9_after_a_checkpoint_then_resume_continues(home: Home, tmp_path) -> None:
+def test_kill_9_after_a_checkpoint_then_resume_continues(cli, home: Home, tmp_path) -> None:
     config = write_config(tmp_path / "tiny.yaml", training={"total_timesteps": 10_000_000})
     run_perfmode("set", "performance", "--home", str(home.root))
     proc = start_trainer(home, config)
@@ -142,10 +142,8 @@ def test_kill_9_after_a_checkpoint_then_resume_continues(home: Home, tmp_path) -
     rows_before = len(metrics_rows(home))
 
     target = at + 384
-    result = run_perfmode(
-        "train", "--config", str(config), "--home", str(home.root), "--timesteps", str(target)
-    )
-    assert result.returncode == 0, result.stderr
+    result = cli("train", "--config", str(config), "--timesteps", str(target))  # in-process
+    assert result.exit_code == 0, result.stderr
     assert f"Resuming run 'default' from {newest.name}" in result.stderr
     # The resumed run's updates carry on from the checkpoint (rollout: 64 steps × 2 envs),
     # not from 0 and not from where the killed run had got to.
@@ -179,7 +177,7 @@ main()
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
 def test_a_crash_in_the_middle_of_a_save_leaves_no_checkpoint_that_looks_whole(
-    home: Home, tmp_path
+    cli, home: Home, tmp_path
 ) -> None:
     config = write_config(tmp_path / "tiny.yaml", training={"checkpoint_freq": 256})
     args = ["train", "--config", str(config), "--home", str(home.root), "--timesteps"]
@@ -194,7 +192,7 @@ def test_a_crash_in_the_middle_of_a_save_leaves_no_checkpoint_that_looks_whole(
     assert [p.name for p in list_checkpoints(folder)] == ["step_0000000256"]
     # meta.json marks a whole checkpoint: no other folder has one.
     assert [p.name for p in folder.iterdir() if (p / "meta.json").exists()] == ["step_0000000256"]
-    resumed = run_perfmode(*args, "768")
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = cli("train", "--config", str(config), "--timesteps", "768")  # in-process
+    assert resumed.exit_code == 0, resumed.stderr
     assert "Resuming run 'default' from step_0000000256" in resumed.stderr
     assert list_checkpoints(folder)[0].name == "step_0000000768"
