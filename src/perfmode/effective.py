@@ -36,9 +36,9 @@ class AutoReadings:
 class LoadWindow:
     """Other programs' CPU use averaged over the last ``span`` seconds of load readings.
 
-    The load sensor reads every couple of seconds; auto judges a ~10 s mean, so a blip
-    (a page loading) does not count as use while a program that keeps a core busy does
-    within a few readings.
+    The load sensor reads every couple of seconds; auto judges the level sustained over the
+    last few readings, so a blip (a page loading) does not count as use while a program
+    that keeps a core busy does within two readings.
     """
 
     def __init__(self, span: float = 10.0) -> None:
@@ -51,8 +51,14 @@ class LoadWindow:
             self._readings.popleft()
 
     def mean(self, now: float) -> float | None:
-        recent = [c for t, c in self._readings if t >= now - self.span - 5]
-        return round(sum(recent) / len(recent), 3) if recent else None
+        """The level other programs sustain: the median of the last three readings in the
+        window. One blip (a page loading) does not move it; a program that keeps a core busy
+        does after two readings (~4 s), where a plain 10 s mean took 10 s or more to cross a
+        threshold set near the burner's own load."""
+        recent = [c for t, c in self._readings if t >= now - self.span - 5][-3:]
+        if not recent:
+            return None
+        return round(sorted(recent)[len(recent) // 2], 3)
 
 
 @dataclass(frozen=True)
