@@ -33,28 +33,28 @@ def test_candidates_are_powers_of_two_up_to_the_free_cores() -> None:
 
 
 def test_a_small_model_settles_on_one_thread_when_two_are_slower() -> None:
-    chooser = ThreadChooser(free=2)
+    chooser = ThreadChooser()
     feed(chooser, {1: (0.24, 0.28), 2: (0.37, 0.42)}, free=2, cycles=8)
-    assert not chooser.trying
+    assert chooser.state == "measured"
     assert (chooser.plan.rollout, chooser.plan.update) == (1, 1)
     assert "rollout 1: 0.24 s, 2: 0.37 s" in chooser.plan.reason
 
 
 def test_each_phase_gets_its_own_fastest_count() -> None:
-    chooser = ThreadChooser(free=4)
+    chooser = ThreadChooser()
     # A big update gains from threads, the rollout (one small forward per step) does not.
     feed(chooser, {1: (1.0, 4.0), 2: (1.1, 2.2), 4: (1.3, 1.2)}, free=4, cycles=12)
     assert (chooser.plan.rollout, chooser.plan.update) == (1, 4)
 
 
 def test_within_five_percent_the_smaller_count_wins() -> None:
-    chooser = ThreadChooser(free=2)
+    chooser = ThreadChooser()
     feed(chooser, {1: (1.00, 1.00), 2: (0.97, 0.98)}, free=2, cycles=8)
     assert (chooser.plan.rollout, chooser.plan.update) == (1, 1)
 
 
 def test_busy_cores_cap_the_threads_at_once_and_free_ones_bring_a_new_trial() -> None:
-    chooser = ThreadChooser(free=4)
+    chooser = ThreadChooser()
     timing = {1: (4.0, 4.0), 2: (2.0, 2.0), 4: (1.0, 1.0)}
     feed(chooser, timing, free=4, cycles=12)
     assert chooser.plan.rollout == 4
@@ -70,7 +70,7 @@ def test_busy_cores_cap_the_threads_at_once_and_free_ones_bring_a_new_trial() ->
 
 
 def test_a_trial_never_uses_more_threads_than_are_free() -> None:
-    chooser = ThreadChooser(free=8)
+    chooser = ThreadChooser()
     used = []
     for _ in range(20):
         used.append(chooser.threads("update"))
@@ -121,7 +121,7 @@ def test_load_sensor_sees_another_program_but_not_itself() -> None:
 
 
 def test_status_says_warming_up_until_a_cycle_is_timed() -> None:
-    chooser = ThreadChooser(free=2)
+    chooser = ThreadChooser()
     assert chooser.state == "warming up"
     chooser.on_cycle(1.0, 1.0, free=None)  # no load reading yet: still nothing decided
     assert chooser.state == "warming up"

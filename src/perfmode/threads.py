@@ -84,17 +84,12 @@ def _seconds(times: dict[int, float]) -> str:
 class ThreadChooser:
     """Decides the thread counts of the rollout and the update, one PPO cycle at a time."""
 
-    def __init__(self, free: int) -> None:
+    def __init__(self) -> None:
         self.plan = ThreadPlan(1, 1, "warming up: 1 thread until the first cycle is timed")
         self._trial: _Trial | None = None
-        self._free = free
         self._tried_up_to = 0
         self._roomy_cycles = 0
         self._warm = False
-
-    @property
-    def trying(self) -> bool:
-        return self._trial is not None
 
     @property
     def state(self) -> str:
@@ -116,7 +111,6 @@ class ThreadChooser:
         """
         if free is None:
             return None
-        self._free = free
         if not self._warm:
             # The first cycle pays for imports and allocations; it measures nothing.
             self._warm = True
@@ -161,7 +155,6 @@ class ThreadChooser:
 
     def on_load(self, free: int) -> ThreadPlan | None:
         """A new load reading: fewer threads at once if other programs took their cores."""
-        self._free = free
         trial = self._trial
         if trial is not None:
             if trial.current > free:
@@ -218,7 +211,7 @@ class ThreadPolicy:
     def __init__(self, load: LoadSensor) -> None:
         self.load = load
         self.fixed: int | None = 1
-        self.chooser = ThreadChooser(load.cores)
+        self.chooser = ThreadChooser()
         self.current = 1
         self._phase = "rollout"
         self._t0: float | None = None
