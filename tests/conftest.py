@@ -22,6 +22,21 @@ from perfmode.home import Home
 
 PERFMODE = [sys.executable, "-m", "perfmode"]
 
+SET_WRITER = """
+import sys
+from perfmode.cli import app
+home, n, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    mode = ("quiet", "performance")[(i + offset) % 2]
+    try:
+        app(["set", mode, "--home", home], standalone_mode=False)
+    except SystemExit as e:
+        if e.code:
+            raise
+"""
+"""A `python -c` program: `perfmode set` N times in one process (argv: home, N, offset),
+alternating modes; for tests of writers racing each other or an editor."""
+
 # Ceilings for waits on real processes. A busy 2-core machine can make a start or an update
 # take many times its idle time; a ceiling only bounds how long a broken test hangs.
 WAIT_S = 240.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from perfmode.home import Home
-from tests.conftest import run_perfmode
+from tests.conftest import SET_WRITER, run_perfmode
 from tests.trainkit import write_config
 
 
@@ -120,25 +120,11 @@ def test_the_library_never_imports_typer() -> None:
     assert offenders == []
 
 
-WRITER = """
-import sys
-from perfmode.cli import app
-home, n, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for i in range(n):
-    mode = ("quiet", "performance")[(i + offset) % 2]
-    try:
-        app(["set", mode, "--home", home], standalone_mode=False)
-    except SystemExit as e:
-        if e.code:
-            raise
-"""
-
-
 def test_concurrent_writers_never_expose_a_partial_file(home: Home) -> None:
     home.settings.write_text('{"performance_mode": "quiet", "kept_by_hand": "yes"}')
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(home.root), "40", str(i)],
+            [sys.executable, "-c", SET_WRITER, str(home.root), "40", str(i)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -8,6 +8,7 @@ import sys
 import time
 
 from perfmode.home import Home
+from tests.conftest import SET_WRITER
 
 # An editor that saves in place: open with truncate, write (in two parts, as a buffered
 # writer may), close; its buffer holds the user's keys and a save counter.
@@ -30,19 +31,6 @@ while True:
 print(i)
 """
 
-WRITER = """
-import sys
-from perfmode.cli import app
-home, n, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for i in range(n):
-    mode = ("quiet", "performance")[(i + offset) % 2]
-    try:
-        app(["set", mode, "--home", home], standalone_mode=False)
-    except SystemExit as e:
-        if e.code:
-            raise
-"""
-
 
 def test_an_editor_saving_in_place_never_loses_a_key_to_perfmode_set(home: Home) -> None:
     home.settings.write_text(
@@ -57,7 +45,7 @@ def test_an_editor_saving_in_place_never_loses_a_key_to_perfmode_set(home: Home)
     )
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(home.root), "20", str(i)],
+            [sys.executable, "-c", SET_WRITER, str(home.root), "20", str(i)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
