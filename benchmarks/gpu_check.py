@@ -20,7 +20,7 @@ Run on a machine with an NVIDIA GPU, a CUDA build of torch and nvidia-ml-py:
 It exits 1 with one line when torch sees no CUDA GPU. ``--seconds`` is the measuring time
 of each steps/s run and of each mode in section 3: the whole takes about 6 × that, plus
 about 10 s to start each of the 6 trainers, plus the guard's heating and cooling (at most
-45 s each), so about 4 minutes, at most 5.
+45 s each), so about 3 minutes (188 s on an H100), at most 5.
 """
 
 from __future__ import annotations
