@@ -215,3 +215,38 @@ def test_timeline_places_updates_by_their_lengths_within_the_clocks_second(
     assert all(abs(p[0] - t) <= 0.5 for p, t in zip(points, truth, strict=True)), points
     gaps = np.diff([p[0] for p in points])
     assert gaps == pytest.approx(np.diff(truth), abs=1e-3)
+
+
+GPU_ROW = re.compile(
+    r"^(quiet|performance|plain SB3)\s+[\d,]+\s+[\d.]+\s+[\d,]+ MiB\s+(\d+)%\s+([\d,]+) MiB$"
+)
+
+
+def test_on_cuda_the_table_shows_gpu_busy_and_memory_per_row(
+    report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real run's figures as a CUDA run would carry them (the GPU part is NVML's).
+    cuda = json.loads(json.dumps(report))
+    cuda["machine"].update(device="cuda", gpu="NVIDIA GeForce RTX 2070")
+    for i, key in enumerate(("quiet", "performance", "plain_sb3")):
+        cuda["rows"][key].update(gpu_util_pct=30.0 + 20 * i, gpu_mem_used_mib=1000 + i)
+    monkeypatch.setattr("perfmode.bench.run_bench", lambda request, progress: cuda)
+    out = CliRunner().invoke(app, ["bench"]).stdout
+    rows = {m[1]: (m[2], m[3]) for line in out.splitlines() if (m := GPU_ROW.match(line))}
+    assert rows == {
+        "quiet": ("30", "1,000"),
+        "performance": ("50", "1,001"),
+        "plain SB3": ("70", "1,002"),
+    }, out
+    assert "device cuda (NVIDIA GeForce RTX 2070)" in out
+
+
+def test_gpu_figures_are_the_mean_busy_share_and_the_peak_memory_of_the_samples() -> None:
+    from perfmode.bench.figures import Tally
+
+    tally = Tally()
+    for util, mem in ((40, 900), (None, None), (60, 1200), (50, 1100)):
+        tally.add_gpu(util, mem)
+    row = tally.row()
+    assert row["gpu_util_pct"] == 50.0 and row["gpu_mem_used_mib"] == 1200
+    assert Tally().row()["gpu_util_pct"] is None  # no reading: null, not 0

@@ -15,8 +15,9 @@ Every figure comes from real processes in a temporary home that is removed after
 
 Per mode: steps/s (the trainer's timesteps over wall time, from the heartbeats in
 status.json), CPU cores (CPU time of the process tree over wall time), peak memory (RSS of
-the process tree, sampled) and GPU use (``null`` until it is measured). Other programs'
-CPU use is measured alongside, because it changes every figure.
+the process tree, sampled) and, on CUDA, GPU use (NVML's utilisation and the card's memory
+in use, sampled; ``null`` on the CPU). Other programs' CPU use is measured alongside,
+because it changes every figure.
 """
 
 from __future__ import annotations

@@ -28,6 +28,14 @@ class Tally:
     peak_rss: int = 0
     windows: int = 0
     foreign: list[float] = field(default_factory=list)
+    gpu_util: list[int] = field(default_factory=list)
+    gpu_mem_peak: int | None = None
+
+    def add_gpu(self, util_pct: int | None, mem_used_mib: int | None) -> None:
+        if util_pct is not None:
+            self.gpu_util.append(util_pct)
+        if mem_used_mib is not None:
+            self.gpu_mem_peak = max(self.gpu_mem_peak or 0, mem_used_mib)
 
     def add(self, steps: int, step_seconds: float, cpu_seconds: float, wall: float) -> None:
         self.steps += steps
@@ -41,9 +49,9 @@ class Tally:
             "steps_per_s": ratio(self.steps, self.step_seconds, 1),
             "cpu_cores": ratio(self.cpu_seconds, self.wall_seconds, 3),
             "peak_memory_mib": round(self.peak_rss / MIB, 1) if self.peak_rss else None,
-            # Filled in once GPU use is measured (NVML); null means "not measured".
-            "gpu_util_pct": None,
-            "gpu_mem_used_mib": None,
+            # NVML, sampled while the run trains on CUDA; null on the CPU or without NVML.
+            "gpu_util_pct": round(statistics.fmean(self.gpu_util), 1) if self.gpu_util else None,
+            "gpu_mem_used_mib": self.gpu_mem_peak,
             "timesteps": self.steps,
             "measured_seconds": round(self.wall_seconds, 1),
             "windows": self.windows,
@@ -101,7 +109,7 @@ def metrics_timeline(path: Path, t0: float) -> list[tuple[float, float, str]]:
     ]
 
 
-def machine_info(device: str) -> dict[str, Any]:
+def machine_info(device: str, gpu: str | None) -> dict[str, Any]:
     return {
         "cores": available_cores(),
         "cpu": _cpu_model(),
@@ -110,7 +118,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "device": device,
-        "gpu": None,
+        "gpu": gpu,
     }
 
 

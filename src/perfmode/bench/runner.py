@@ -25,6 +25,7 @@ from perfmode.bench.plan import (
 from perfmode.bench.processes import Child, read_event, tree_cpu_seconds, tree_rss
 from perfmode.config import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
+from perfmode.gpu import GpuHealth
 from perfmode.home import Home
 from perfmode.load import LoadSensor
 from perfmode.runstatus import read_json_object
@@ -49,6 +50,9 @@ class Bench:
         self.children: list[Child] = []
         self.live: list[Child] = []
         self.device = "cpu"
+        # The card's name for the machine line; its use is sampled only while the run
+        # trains on CUDA (on the CPU another program's GPU work would be counted as ours).
+        self.gpu = GpuHealth()
         self.threads: dict[str, Any] | None = None
         self.t0_wall = time.time()
         self.t0 = time.monotonic()
@@ -70,6 +74,7 @@ class Bench:
         finally:
             for child in self.children:
                 child.stop()
+            self.gpu.close()
         return self.result()
 
     def _trainer_cmd(self) -> list[str]:
@@ -103,6 +108,8 @@ class Bench:
                 "is the config very large for this machine?"
             )
         self.device = self._status().get("device") or self.device
+        if self.device != "cuda":
+            self.gpu.close()
         # Only now: the trial must not take plain SB3's start-up for another program's load.
         self.store.set_mode(Mode.PERFORMANCE, changed_by="bench")
         self._set_phase("warming up: performance mode picks its threads (not measured)", 0.0)
@@ -223,6 +230,8 @@ class Bench:
             if self._measuring is not None:
                 tally, child = self._measuring
                 tally.peak_rss = max(tally.peak_rss, tree_rss(child.root))
+                gpu = self.gpu.read()
+                tally.add_gpu(gpu.util_pct, gpu.mem_used_mib)
                 if reading is not None:
                     tally.foreign.append(reading.foreign_cores)
                     self.foreign.append(reading.foreign_cores)
@@ -266,7 +275,7 @@ class Bench:
                 "performance/quiet": ratios(perf, rows["quiet"]),
                 "performance/plain_sb3": ratios(perf, rows["plain_sb3"]),
             },
-            "machine": machine_info(self.device),
+            "machine": machine_info(self.device, self.gpu.name),
             "foreign_cpu": {
                 "mean_cores": round(statistics.fmean(self.foreign), 3) if self.foreign else None,
                 "max_cores": round(max(self.foreign), 3) if self.foreign else None,

@@ -120,14 +120,19 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     m = result["machine"]
     gpu = m["device"] != "cpu"
     head = f"{'':<24}{'steps/s':>10}{'CPU cores':>11}{'peak memory':>13}"
-    lines = [head + (f"{'GPU':>6}" if gpu else "")]
+    lines = [head + (f"{'GPU busy':>10}{'GPU memory':>12}" if gpu else "")]
     for label, row in rows:
         line = (
             f"{label:<24}{_num(row['steps_per_s'], ',.0f'):>10}"
             f"{_num(row['cpu_cores'], '.2f'):>11}"
             f"{_num(row['peak_memory_mib'], ',.0f', ' MiB'):>13}"
         )
-        lines.append(line + (f"{_num(row['gpu_util_pct'], '.0f', '%'):>6}" if gpu else ""))
+        if gpu:
+            line += (
+                f"{_num(row['gpu_util_pct'], '.0f', '%'):>10}"
+                f"{_num(row['gpu_mem_used_mib'], ',.0f', ' MiB'):>12}"
+            )
+        lines.append(line)
     for key, label in _RATIOS:
         r = result["ratios"][key]
         if r is not None:
@@ -156,10 +161,15 @@ def table_lines(result: dict[str, Any]) -> list[str]:
             f"({how})."
         )
     cpu = f" ({m['cpu']})" if m.get("cpu") else ""
-    gpu_note = "; GPU use is not measured yet" if gpu else ""
+    card = f" ({m['gpu']})" if m.get("gpu") else ""
     lines.append(
-        f"Machine: {m['cores']} cores{cpu}, torch {m['torch']}, device {m['device']}{gpu_note}."
+        f"Machine: {m['cores']} cores{cpu}, torch {m['torch']}, device {m['device']}{card}."
     )
+    if gpu:
+        lines.append(
+            "GPU busy: NVML's utilisation (any process's kernels); GPU memory: the most the "
+            "card had in use."
+        )
     f = result["foreign_cpu"]
     if f["mean_cores"] is not None:
         lines.append(
