@@ -212,6 +212,26 @@ def test_origins_are_the_lines_the_file_writes(tmp_path: Path) -> None:
         ("- just\n- a list\n", "top level must be a mapping"),
         ("env: {window: [1, 2\n", "not valid YAML at line 2"),
         ("env:\n  split: 2020-13-45\n", "line 2: cannot read '2020-13-45' (month must be"),
+        (
+            "ppo:\n  n_steps: 256\n  batch_size: 64\n  n_steps: 1024\n",
+            "line 4: ppo.n_steps is written twice (lines 2 and 4)",
+        ),
+        ("ppo: {}\nenv: {}\nppo: {}\n", "line 3: ppo is written twice (lines 1 and 3)"),
+        # Sizes that would take the machine's memory before a single step.
+        ("ppo:\n  net_arch: [100000000]\n", "c.yaml:2: ppo.net_arch is [100000000]; it must be"),
+        (
+            "ppo:\n  net_arch: [64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64]\n",
+            "a list of 1 to 16 layer sizes, each from 1 to 65,536",
+        ),
+        ("ppo:\n  net_arch: [60000, 60000]\n", "(these need 3,600 million per network)"),
+        (
+            "ppo:\n  n_steps: 1000000000\n",
+            "c.yaml:2: ppo.n_steps is 1000000000; it must be at most 524,288 with training.n_envs 8",
+        ),
+        (
+            "modes:\n  quiet: {cpu_share: 0.3, cpu_share: 0.4}\n",
+            "line 2: modes.quiet.cpu_share is written twice (lines 2 and 2)",
+        ),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
@@ -221,6 +241,17 @@ def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str) -
         load_config(path)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_merge_key_may_be_overridden_without_counting_as_written_twice(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "modes:\n  quiet: &q {cpu_share: 0.3, torch_threads: 1}\n"
+        "  performance: {<<: *q, cpu_share: 0.9}\n"
+    )
+    modes = load_config(path).modes
+    assert (modes.performance.cpu_share, modes.performance.torch_threads) == (0.9, 1)
+    assert modes.quiet.cpu_share == 0.3
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ naming the key and its line.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,15 @@ from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings import Mode
 
 DEFAULT_CONFIG_RESOURCE = "default_config.yaml"
+
+# Sizes far beyond any MLP policy for this env (64×64 by default), refused before anything
+# is allocated: a typo like `net_arch: [100000000]` would otherwise take the machine's
+# memory, or get the trainer killed, instead of being one line.
+MAX_LAYERS = 16
+MAX_LAYER_WIDTH = 65_536
+MAX_HIDDEN_WEIGHTS = 50_000_000
+MAX_ROLLOUT = 4_194_304
+"""Transitions in one rollout (n_steps × n_envs); the default is 4,096."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +74,19 @@ class PPOConfig:
         check(self.vf_coef >= 0, "ppo.vf_coef", self.vf_coef, ">= 0")
         check(self.max_grad_norm > 0, "ppo.max_grad_norm", self.max_grad_norm, "> 0")
         check(
-            bool(self.net_arch) and all(n >= 1 for n in self.net_arch),
+            1 <= len(self.net_arch) <= MAX_LAYERS
+            and all(1 <= n <= MAX_LAYER_WIDTH for n in self.net_arch),
             "ppo.net_arch",
             self.net_arch,
-            "a non-empty list of layer sizes >= 1",
+            f"a list of 1 to {MAX_LAYERS} layer sizes, each from 1 to {MAX_LAYER_WIDTH:,}",
+        )
+        weights = sum(a * b for a, b in itertools.pairwise(self.net_arch))
+        check(
+            weights <= MAX_HIDDEN_WEIGHTS,
+            "ppo.net_arch",
+            self.net_arch,
+            f"layers whose weights between them stay under {MAX_HIDDEN_WEIGHTS // 10**6} "
+            f"million (these need {weights / 1e6:,.0f} million per network)",
         )
 
 
@@ -265,6 +284,16 @@ class Config:
     """Resource profiles of quiet and performance."""
     auto: AutoConfig = field(default_factory=AutoConfig)
     """What mode ``auto`` counts as someone using the computer."""
+
+    def __post_init__(self) -> None:
+        check(
+            self.rollout_size <= MAX_ROLLOUT,
+            "ppo.n_steps",
+            self.ppo.n_steps,
+            f"at most {MAX_ROLLOUT // self.training.n_envs:,} with training.n_envs "
+            f"{self.training.n_envs} (a rollout of n_steps × n_envs transitions stays under "
+            f"{MAX_ROLLOUT:,})",
+        )
 
     @property
     def rollout_size(self) -> int:

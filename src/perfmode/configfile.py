@@ -69,9 +69,15 @@ def read_yaml_file(path: Path) -> YamlFile:
         if node is None:
             return YamlFile(path, None)
         _check_expanded_size(node)
+        _check_no_key_twice(node)  # before construction: merges (<<) would look like repeats
         data = loader.construct_document(node)
     except _TooBig as e:
         raise UsageError(f"config file {path} {e}") from None
+    except _KeyTwice as e:
+        raise UsageError(
+            f"config file {path}, line {e.second}: {e.key} is written twice (lines {e.first} "
+            f"and {e.second}); YAML would keep the last silently: delete one of them"
+        ) from None
     except _BadValue as e:
         raise UsageError(
             f"config file {path}, line {e.line}: cannot read {describe(e.text, 40)} "
@@ -182,6 +188,39 @@ class _BoundedLoader(yaml.SafeLoader):
         except (ValueError, OverflowError, TypeError) as e:
             # A scalar YAML resolves but Python cannot build: 2020-13-45, a 5,000-digit int.
             raise _BadValue(str(node.value), node.start_mark.line + 1) from e
+
+
+class _KeyTwice(Exception):
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+def _check_no_key_twice(root: yaml.Node) -> None:
+    """A hand-edited config where a key appears twice in one mapping: PyYAML keeps the last
+    one without a word, and the user edits the first and sees no effect."""
+    seen: set[int] = set()  # aliases share nodes: each mapping is looked at once
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                walk(child, path)
+        if not isinstance(node, yaml.MappingNode):
+            return
+        lines: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
+            if name is not None and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if name in lines:
+                    raise _KeyTwice(cut(".".join((*path, name)), 80), lines[name], line)
+                lines[name] = line
+            walk(value, (*path, name or "?"))
+
+    walk(root, ())
 
 
 def _too_deep(line: int) -> _TooBig:
