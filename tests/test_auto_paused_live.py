@@ -173,3 +173,50 @@ def test_paused_uses_no_cpu_resumes_at_once_and_a_stop_while_paused_saves(
     assert proc.returncode == 0, out
     assert "Stopped at" in out
     assert list_checkpoints(home.checkpoints_dir("default"))
+
+
+def test_two_trainers_in_auto_do_not_count_each_other_as_someone_using_the_computer(
+    home: Home, tmp_path, monkeypatch
+) -> None:
+    """Two runs side by side in one home (two seeds, say), both in auto, nobody at the
+    machine: each must see the other as perfmode's work, not as a user's program, or both
+    sit in quiet for good."""
+    _no_display(monkeypatch)
+    cores = psutil.cpu_count() or 1
+    baseline = _other_programs_load(3.0)
+    threshold = round(max(0.5, baseline + 0.5), 2)
+    if threshold > cores - 0.4:
+        pytest.skip(f"other programs use {baseline:.1f} of {cores} cores; no room for two runs")
+    config = write_config(
+        tmp_path / "auto.yaml", training=LONG, auto={"foreign_cpu": threshold, "resume_after": 5}
+    )
+    assert run_perfmode("set", "auto", "--home", str(home.root)).returncode == 0
+    procs = [start_trainer(home, config, "--run", run) for run in ("a", "b")]
+    try:
+
+        def both(mode: str) -> bool:
+            return all(read_status(home, run).get("applied_mode") == mode for run in "ab")
+
+        for proc in procs:
+            wait_for(
+                "both runs training",
+                lambda: all(read_status(home, run).get("timesteps") for run in "ab"),
+                timeout=120,
+                proc=proc,
+            )
+        wait_for("both runs in performance", lambda: both("performance"), timeout=60)
+        # ...and staying there: auto re-decides every 2 s, on the median of 3 readings.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            assert both("performance"), [read_status(home, run).get("mode_reason") for run in "ab"]
+            time.sleep(0.5)
+        for run in "ab":
+            status = read_status(home, run)
+            assert status["other_trainers_cpu"] > 0.3, status  # it does see the other run
+            assert status["mode_reason"].startswith("auto: other programs")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=120)
+    assert [proc.returncode for proc in procs] == [0, 0]

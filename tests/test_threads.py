@@ -120,6 +120,35 @@ def test_load_sensor_sees_another_program_but_not_itself() -> None:
     assert reading.own_cores < 0.15, reading
 
 
+def test_another_trainers_cpu_is_reported_apart_from_other_programs() -> None:
+    import psutil
+
+    # A process that is no child of ours and that the sensor is told is a perfmode trainer.
+    pid = int(
+        subprocess.check_output(
+            ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+            text=True,
+        )
+    )
+    try:
+        trainer = psutil.Process(pid)
+        time.sleep(0.3)  # already running when the sensor starts: its CPU so far is a baseline
+        sensor = LoadSensor(interval=0.5, trainers=lambda: [pid, os.getpid()])
+        time.sleep(0.6)
+        sensor.poll()
+        before = sum(trainer.cpu_times()[:2])
+        time.sleep(1.5)
+        reading = sensor.poll()
+        burned = (sum(trainer.cpu_times()[:2]) - before) / 1.5
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert reading is not None
+    # It still takes a core (the thread choice counts it), but it is no one using the machine.
+    assert reading.foreign_cores >= 0.8 * burned, (reading, burned)
+    assert abs(reading.trainer_cores - burned) < 0.15, (reading, burned)
+    assert reading.program_cores < reading.foreign_cores - 0.6 * burned, reading
+
+
 def test_status_says_warming_up_until_a_cycle_is_timed() -> None:
     chooser = ThreadChooser()
     assert chooser.state == "warming up"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -156,6 +156,7 @@ class Governor:
         on_pause: Callable[[], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        trainers: Callable[[], Iterable[int]] | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -171,7 +172,7 @@ class Governor:
             if device == "cuda"
             else DutyCycle()
         )
-        self.load = LoadSensor()
+        self.load = LoadSensor(trainers=trainers)
         self.load_window = LoadWindow()
         self.idle = IdleSensor()
         self.auto_state = AutoState()
@@ -214,7 +215,8 @@ class Governor:
         self.watcher.poll()
         reading = self.load.poll()
         if reading is not None:
-            self.load_window.add(time.monotonic(), reading.foreign_cores)
+            # Auto asks whether someone uses the computer: other perfmode runs are not that.
+            self.load_window.add(time.monotonic(), reading.program_cores)
         self.decision = self._decide()
         why = self._poll_gpu()
         mode = self._wanted()
@@ -325,6 +327,7 @@ class Governor:
             "torch_threads": self.threads.current,
             "threads": self.threads.status(),
             "foreign_cpu": self.load.reading.foreign_cores if self.load.reading else None,
+            "other_trainers_cpu": self.load.reading.trainer_cores if self.load.reading else None,
             "cpu_share": k.cpu_share,
             "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
             "gpu": self.gpu.status(),

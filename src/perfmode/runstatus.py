@@ -114,3 +114,8 @@ def run_statuses(home: Home, now: datetime | None = None) -> list[dict[str, Any]
         found.append(status)
     found.sort(key=_heartbeat_key, reverse=True)
     return found
+
+
+def trainer_pids(home: Home) -> list[int]:
+    """The processes of the home's trainers that are alive, whatever their run."""
+    return [s["pid"] for s in run_statuses(home) if s["alive"]]

@@ -35,6 +35,7 @@ from perfmode.fastppo import LeanPPO
 from perfmode.governor import Governor, fit_batch
 from perfmode.home import Home
 from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
+from perfmode.runstatus import trainer_pids
 from perfmode.settings import SettingsStore, utc_now
 from perfmode.trainprogress import TrainProgress
 from perfmode.trainstate import capture
@@ -120,6 +121,7 @@ class TrainingSession:
             on_poll=self._on_poll,
             on_pause=self.at_pause,
             should_stop=lambda: self.stop.requested,
+            trainers=lambda: trainer_pids(home),
         )
         self.metrics = MetricsCsv(home.metrics_file(run))
         # Rows past the step this run starts from describe updates whose weights were lost
