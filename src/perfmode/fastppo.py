@@ -2,25 +2,38 @@
 
 ``PPO.train`` reads top to bottom like pseudocode, and per minibatch it also turns four
 losses into Python floats, computes an approximate KL divergence (used only when
-``target_kl`` is set) and walks the module tree twice to list the parameters. For a small
-MLP on one core that bookkeeping costs as much as the optimizer step. :class:`LeanPPO`
-runs the very same loss, backward pass, gradient clipping and optimizer step, in the same
-order, on the same minibatches (the rollout buffer's own shuffle), and turns the logged
-statistics into floats once per update. The weights are bit-for-bit SB3's
+``target_kl`` is set), walks the module tree twice to list the parameters, and copies the
+minibatch out of numpy arrays. Around the optimizer step, torch adds a profiler range, two
+dynamo graph breaks, hook dispatch and a walk over the optimizer state; ``zero_grad`` and
+``clip_grad_norm_`` add their own. For a small MLP on one core that bookkeeping costs as
+much as the arithmetic. :class:`LeanPPO` runs the very same loss, backward pass, gradient
+clipping (the same foreach norm and scaling) and Adam update (torch's own ``adam()``
+with the arguments ``Adam.step`` passes), in the same order, on the same minibatches (the
+same shuffle, indexed from tensors made once per update), and turns the logged statistics
+into floats once per update. The weights are bit-for-bit SB3's
 (``tests/test_fast_path.py``).
 
 Configurations it does not cover (a continuous action space, ``clip_range_vf``,
-``target_kl``) run SB3's own ``train``.
+``target_kl``) run SB3's own ``train``; an optimizer it does not cover (another class,
+several parameter groups, amsgrad, fused or capturable Adam, step pre-hooks) gets its own
+``step()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import chain
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.optim.optimizer as _optim
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import explained_variance
+from torch.optim.adam import adam
 
 
 class LeanPPO(PPO):
@@ -37,9 +50,10 @@ class LeanPPO(PPO):
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         params = list(policy.parameters())
         stats: list[torch.Tensor] = []
+        rollout = _rollout_tensors(self.rollout_buffer)
 
         for _ in range(self.n_epochs):
-            for batch in self.rollout_buffer.get(self.batch_size):
+            for batch in _minibatches(rollout, self.batch_size):
                 actions = batch.actions.long().flatten()
                 values, log_prob, entropy = policy.evaluate_actions(batch.observations, actions)
                 values = values.flatten()
@@ -56,10 +70,11 @@ class LeanPPO(PPO):
                 entropy_loss = -torch.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
-                policy.optimizer.zero_grad()
+                for p in params:  # optimizer.zero_grad(), whose default is set_to_none
+                    p.grad = None
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-                policy.optimizer.step()
+                _clip_grad_norm(params, self.max_grad_norm)
+                _optimizer_step(policy.optimizer)
 
                 with torch.no_grad():
                     clipped = torch.mean((torch.abs(ratio - 1) > clip_range).float())
@@ -87,3 +102,91 @@ def _means_and_last(stats: list[torch.Tensor]) -> tuple[float, float, float, flo
     table = torch.stack(stats).cpu().numpy()
     pg, vf, ent, clip_fraction = (float(x) for x in np.mean(table[:, :4], axis=0))
     return pg, vf, ent, clip_fraction, float(table[-1, 4])
+
+
+def _rollout_tensors(buffer: RolloutBuffer) -> list[torch.Tensor]:
+    """The rollout as the tensors ``RolloutBuffer.get`` copies minibatches from, made once
+    per update (flattened as ``get`` flattens them)."""
+    if not buffer.generator_ready:
+        for name in ("observations", "actions", "values", "log_probs", "advantages", "returns"):
+            buffer.__dict__[name] = buffer.swap_and_flatten(buffer.__dict__[name])
+        buffer.generator_ready = True
+    device = buffer.device
+    return [
+        torch.as_tensor(buffer.observations, device=device),
+        torch.as_tensor(buffer.actions.astype(np.float32, copy=False), device=device),
+        *(
+            torch.as_tensor(a.reshape(-1), device=device)
+            for a in (buffer.values, buffer.log_probs, buffer.advantages, buffer.returns)
+        ),
+    ]
+
+
+def _minibatches(tensors: list[torch.Tensor], batch_size: int) -> Iterator[RolloutBufferSamples]:
+    """One epoch of ``RolloutBuffer.get(batch_size)``: the same shuffle (one
+    ``np.random.permutation`` per epoch), the same minibatches."""
+    n = len(tensors[0])
+    order = torch.from_numpy(np.random.permutation(n)).to(tensors[0].device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield RolloutBufferSamples(*(t[idx] for t in tensors))
+
+
+@torch.no_grad()
+def _clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
+    """``clip_grad_norm_(params, max_norm)`` as torch runs it for tensors of one device and
+    dtype (its foreach path; on the CPU that is the per-tensor norm), without its grouping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch._foreach_norm(grads, 2.0)
+    total_norm = torch.linalg.vector_norm(torch.stack(norms), 2.0)
+    clip_coef = max_norm / (total_norm + 1e-6)
+    torch._foreach_mul_(grads, torch.clamp(clip_coef, max=1.0))
+
+
+def _optimizer_step(opt: torch.optim.Optimizer) -> None:
+    """``opt.step()``; for a plain Adam whose state exists, the ``adam()`` call Adam.step
+    makes, with the same arguments, then the step post-hooks (the governor's tick)."""
+    group = opt.param_groups[0]
+    params = [p for p in group["params"] if p.grad is not None]
+    states = [opt.state.get(p) for p in params]
+    if (
+        type(opt) is not torch.optim.Adam
+        or len(opt.param_groups) != 1
+        or opt._optimizer_step_pre_hooks
+        or _optim._global_optimizer_pre_hooks
+        or any(group.get(k, True) for k in ("amsgrad", "fused", "capturable", "differentiable"))
+        or "decoupled_weight_decay" not in group  # a torch whose adam() takes other arguments
+        or any(not s or "step" not in s for s in states)  # the first step creates the state
+        or any(torch.is_complex(p) for p in params)
+    ):
+        opt.step()
+        return
+    beta1, beta2 = group["betas"]
+    with torch.no_grad():
+        adam(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+            amsgrad=False,
+            has_complex=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+            foreach=group["foreach"],
+            capturable=False,
+            differentiable=False,
+            fused=group["fused"],
+            grad_scale=getattr(opt, "grad_scale", None),
+            found_inf=getattr(opt, "found_inf", None),
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+        )
+    for hook in chain(
+        opt._optimizer_step_post_hooks.values(), _optim._global_optimizer_post_hooks.values()
+    ):
+        hook(opt, (opt,), {})
