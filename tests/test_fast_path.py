@@ -69,6 +69,47 @@ def test_trading_vec_env_steps_exactly_like_sb3s_stack(tmp_path) -> None:
     ]
 
 
+@pytest.mark.parametrize("clip", [10.0, 0.3])  # 0.3: most values hit the clip
+def test_training_vec_normalize_steps_exactly_like_sb3s(tmp_path, clip: float) -> None:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from perfmode.env.vec_env import TrainingVecNormalize
+
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml", env={"episode_length": 20, "max_drawdown": 0.03, "window": 8}
+        )
+    )
+    inner_ours, inner_ref = _envs(config, 5)
+    kw = {"gamma": 0.97, "clip_obs": clip, "clip_reward": clip}
+    ours, ref = TrainingVecNormalize(inner_ours, **kw), VecNormalize(inner_ref, **kw)
+    ours.seed(3)
+    ref.seed(3)
+    np.testing.assert_array_equal(ours.reset(), ref.reset())
+    terminal = 0
+    for a in np.random.default_rng(2).integers(0, 3, size=(400, 5)):
+        o1, r1, d1, i1 = ours.step(a)
+        o2, r2, d2, i2 = ref.step(a)
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        assert o1.dtype == o2.dtype and r1.dtype == r2.dtype
+        np.testing.assert_array_equal(d1, d2)
+        for a_info, b_info in zip(i1, i2, strict=True):
+            if "terminal_observation" in b_info:
+                terminal += 1
+                np.testing.assert_array_equal(
+                    a_info["terminal_observation"], b_info["terminal_observation"]
+                )
+        np.testing.assert_array_equal(ours.get_original_obs(), ref.get_original_obs())
+    assert terminal > 10
+    for a, b in ((ours.obs_rms, ref.obs_rms), (ours.ret_rms, ref.ret_rms)):
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.var, b.var)
+        assert a.count == b.count
+    np.testing.assert_array_equal(ours.returns, ref.returns)
+    if clip < 1:
+        assert (np.abs(o1) == clip).any()  # the clip was exercised
+
+
 def test_returned_arrays_are_not_the_envs_buffers(tmp_path) -> None:
     config = load_config(write_config(tmp_path / "c.yaml"))
     ours, _ = _envs(config, 2)

@@ -90,6 +90,24 @@ class FastRunningMeanStd(RunningMeanStd):
         np.true_divide(var, n, out=var, casting="unsafe")
         self.update_from_moments(mean[0], var[0], n)
 
+    def update_from_moments(self, batch_mean: Any, batch_var: Any, batch_count: float) -> None:
+        # SB3's formulas, operation for operation, with fewer temporary arrays.
+        count = self.count
+        delta = batch_mean - self.mean
+        tot_count = count + batch_count
+        new_mean = delta * batch_count
+        new_mean /= tot_count
+        new_mean += self.mean  # self.mean + delta * batch_count / tot_count
+        m_2 = self.var * count
+        m_2 += batch_var * batch_count
+        delta *= delta  # np.square(delta)
+        delta *= count
+        delta *= batch_count
+        delta /= count + batch_count
+        m_2 += delta  # m_a + m_b + np.square(delta) * count * batch_count / (count + batch_count)
+        m_2 /= count + batch_count
+        self.mean, self.var, self.count = new_mean, m_2, batch_count + count
+
 
 class TrainingVecNormalize(VecNormalize):
     """VecNormalize whose running statistics update through :class:`FastRunningMeanStd`."""
@@ -102,6 +120,49 @@ class TrainingVecNormalize(VecNormalize):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.obs_rms, self.ret_rms = _fast(self.obs_rms), _fast(self.ret_rms)
+
+    # VecNormalize's step, normalize_obs and normalize_reward, with the same arithmetic:
+    # no deep copy of an array that is replaced anyway, clipping as the maximum and minimum
+    # np.clip computes (in place, on the fresh result), done envs found at once.
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if isinstance(self.obs_rms, dict):
+            return super().step_wait()
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.old_obs = obs
+        self.old_reward = rewards
+        if self.training and self.norm_obs:
+            self.obs_rms.update(obs)
+        obs = self.normalize_obs(obs)
+        if self.training:
+            self._update_reward(rewards)
+        rewards = self.normalize_reward(rewards)
+        for idx in np.flatnonzero(dones):
+            if "terminal_observation" in infos[idx]:
+                infos[idx]["terminal_observation"] = self.normalize_obs(
+                    infos[idx]["terminal_observation"]
+                )
+        self.returns[dones] = 0
+        return obs, rewards, dones, infos
+
+    def normalize_obs(self, obs: Any) -> Any:
+        if not self.norm_obs or not isinstance(obs, np.ndarray) or isinstance(self.obs_rms, dict):
+            return super().normalize_obs(obs)
+        rms = self.obs_rms
+        x = (obs - rms.mean) / np.sqrt(rms.var + self.epsilon)
+        return _clip(x, self.clip_obs).astype(np.float32)
+
+    def normalize_reward(self, reward: np.ndarray) -> np.ndarray:
+        if self.norm_reward:
+            x = reward / np.sqrt(self.ret_rms.var + self.epsilon)
+            reward = _clip(x, self.clip_reward)
+        return reward.astype(np.float32)
+
+
+def _clip(x: np.ndarray, bound: float) -> np.ndarray:
+    """``np.clip(x, -bound, bound)`` (max, then min; NaN stays NaN), in place."""
+    np.maximum(x, -bound, out=x)
+    return np.minimum(x, bound, out=x)
 
 
 def _fast(rms: Any) -> Any:
