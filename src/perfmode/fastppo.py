@@ -1,7 +1,13 @@
-"""SB3's PPO update with the bookkeeping moved out of the minibatch loop.
+"""SB3's PPO with the bookkeeping moved out of its inner loops.
 
-``PPO.train`` reads top to bottom like pseudocode, and per minibatch it also turns four
-losses into Python floats, computes an approximate KL divergence (used only when
+The rollout: per env step, SB3's ``collect_rollouts`` runs the policy under ``no_grad``,
+checks every env for a timeout and copies each value into the rollout buffer twice.
+:meth:`LeanPPO.collect_rollouts` runs the same policy call under ``inference_mode`` (same
+arithmetic, less autograd bookkeeping), looks only at the envs that are done, and writes the
+buffer's rows directly; the callbacks are called as SB3 calls them.
+
+The update: ``PPO.train`` reads top to bottom like pseudocode, and per minibatch it also
+turns four losses into Python floats, computes an approximate KL divergence (used only when
 ``target_kl`` is set), walks the module tree twice to list the parameters, and copies the
 minibatch out of numpy arrays. Around the optimizer step, torch adds a profiler range, two
 dynamo graph breaks, hook dispatch and a walk over the optimizer state; ``zero_grad`` and
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +44,77 @@ from torch.optim.adam import adam
 
 
 class LeanPPO(PPO):
+    """SB3's PPO with the rollout loop and the update described above."""
+
+    def collect_rollouts(
+        self, env: Any, callback: Any, rollout_buffer: Any, n_rollout_steps: int
+    ) -> bool:
+        """``OnPolicyAlgorithm.collect_rollouts``, step for step, for a discrete action space
+        and a plain rollout buffer (anything else runs SB3's own)."""
+        if (
+            not isinstance(self.action_space, spaces.Discrete)
+            or self.use_sde
+            or type(rollout_buffer) is not RolloutBuffer
+            or not isinstance(self._last_obs, np.ndarray)
+        ):
+            return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
+        policy, buf = self.policy, rollout_buffer
+        policy.set_training_mode(False)
+        n_steps = 0
+        buf.reset()
+        callback.on_rollout_start()
+
+        while n_steps < n_rollout_steps:
+            # inference_mode, not SB3's no_grad: the same arithmetic, less autograd
+            # bookkeeping per op; the results leave as numpy arrays inside it.
+            with torch.inference_mode():
+                actions, values, log_probs = policy(
+                    torch.as_tensor(self._last_obs, device=self.device)
+                )
+                actions = actions.cpu().numpy()
+                values = values.cpu().numpy().flatten()
+                log_probs = log_probs.cpu().numpy()
+            new_obs, rewards, dones, infos = env.step(actions)
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            # A time limit is no failure: bootstrap the cut episode with the value of its
+            # last observation (SB3's handling of timeouts; only done envs can have one).
+            for idx in np.flatnonzero(dones):
+                info = infos[idx]
+                if info.get("terminal_observation") is not None and info.get(
+                    "TimeLimit.truncated", False
+                ):
+                    terminal_obs = policy.obs_to_tensor(info["terminal_observation"])[0]
+                    with torch.no_grad():
+                        terminal_value = policy.predict_values(terminal_obs)[0]
+                    rewards[idx] += self.gamma * terminal_value
+
+            # RolloutBuffer.add without its defensive copies: assigning a row copies anyway.
+            pos = buf.pos
+            buf.observations[pos] = self._last_obs
+            buf.actions[pos] = actions.reshape(-1, 1)
+            buf.rewards[pos] = rewards
+            buf.episode_starts[pos] = self._last_episode_starts
+            buf.values[pos] = values
+            buf.log_probs[pos] = log_probs
+            buf.pos += 1
+            buf.full = buf.pos == buf.buffer_size
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+
+        with torch.no_grad():
+            values = policy.predict_values(torch.as_tensor(new_obs, device=self.device))
+        buf.compute_returns_and_advantage(last_values=values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
     def train(self) -> None:
         if (
             not isinstance(self.action_space, spaces.Discrete)
