@@ -58,3 +58,40 @@ def test_a_stopped_trainer_shows_as_not_responding(home: Home) -> None:
             server.stop()
         stopped.kill()
         stopped.wait(60)
+
+
+def test_the_homes_other_runs_are_counted_apart_from_other_programs(home: Home) -> None:
+    executable = need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    server = None
+    try:
+        home.run_dir("seed1").mkdir(parents=True)
+        status = {
+            "pid": alive.pid,
+            "heartbeat": format_time(utc_now()),
+            "run": "seed1",
+            "state": "training",
+            "applied_mode": "performance",
+            "timesteps": 2048,
+            "total_timesteps": 10_000,
+            "fps": 4000.0,
+            "foreign_cpu": 1.5,  # of which another run of this home: 1.0
+            "other_trainers_cpu": 1.0,
+        }
+        home.status_file("seed1").write_text(json.dumps(status))
+        server = UiServer(home)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(server.url)
+            facts = page.locator(".run[data-run='seed1'] .run-facts")
+            expect(facts).to_contain_text("other programs0.5 cores", timeout=SLOW_MS)
+            expect(facts).to_contain_text("other runs1.0 cores", timeout=SLOW_MS)
+            browser.close()
+    finally:
+        if server is not None:
+            server.stop()
+        alive.kill()
+        alive.wait(60)

@@ -263,7 +263,10 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
     }
   } else if (st && st.heartbeat) fact("last seen", when(st.heartbeat));
   if (st && st.running && typeof st.foreign_cpu === "number") {
-    fact("other programs", `${num(st.foreign_cpu, 1)} cores`);
+    // The home's other runs are listed on the page themselves: count them apart.
+    const runs = typeof st.other_trainers_cpu === "number" ? st.other_trainers_cpu : 0;
+    fact("other programs", `${num(Math.max(0, st.foreign_cpu - runs), 1)} cores`);
+    if (runs >= 0.05) fact("other runs", `${num(runs, 1)} cores`);
   }
   if (st && st.last_checkpoint) {
     const name = String(st.last_checkpoint).split(/[\\/]/).pop();
