@@ -37,22 +37,24 @@ def _other_programs_load(seconds: float = 2.0) -> float:
     return psutil.cpu_percent(interval=seconds) / 100 * (psutil.cpu_count() or 1)
 
 
-def test_auto_goes_quiet_next_to_a_cpu_burner_and_back_after_the_hold_off(
-    home: Home, tmp_path, monkeypatch
-) -> None:
-    _no_display(monkeypatch)
-    # The machine may be shared: the threshold sits half a core above what already runs,
-    # so the burner (a full core) crosses it and the rest of the machine does not.
+def _auto_config(tmp_path, needs: str):
+    """A long run whose auto threshold sits half a core above what the (possibly shared)
+    machine already runs, so a full core more crosses it and the rest does not."""
     cores = psutil.cpu_count() or 1
     baseline = _other_programs_load(3.0)
     threshold = round(max(0.5, baseline + 0.5), 2)
     if threshold > cores - 0.4:
-        pytest.skip(f"other programs use {baseline:.1f} of {cores} cores; no core for a burner")
-    config = write_config(
-        tmp_path / "auto.yaml",
-        training=LONG,
-        auto={"foreign_cpu": threshold, "resume_after": 5},
+        pytest.skip(f"other programs use {baseline:.1f} of {cores} cores; {needs}")
+    return write_config(
+        tmp_path / "auto.yaml", training=LONG, auto={"foreign_cpu": threshold, "resume_after": 5}
     )
+
+
+def test_auto_goes_quiet_next_to_a_cpu_burner_and_back_after_the_hold_off(
+    home: Home, tmp_path, monkeypatch
+) -> None:
+    _no_display(monkeypatch)
+    config = _auto_config(tmp_path, "no core for a burner")
     assert run_perfmode("set", "Auto", "--home", str(home.root)).returncode == 0
     proc = start_trainer(home, config)
     burner = None
@@ -182,14 +184,7 @@ def test_two_trainers_in_auto_do_not_count_each_other_as_someone_using_the_compu
     machine: each must see the other as perfmode's work, not as a user's program, or both
     sit in quiet for good."""
     _no_display(monkeypatch)
-    cores = psutil.cpu_count() or 1
-    baseline = _other_programs_load(3.0)
-    threshold = round(max(0.5, baseline + 0.5), 2)
-    if threshold > cores - 0.4:
-        pytest.skip(f"other programs use {baseline:.1f} of {cores} cores; no room for two runs")
-    config = write_config(
-        tmp_path / "auto.yaml", training=LONG, auto={"foreign_cpu": threshold, "resume_after": 5}
-    )
+    config = _auto_config(tmp_path, "no room for two runs")
     assert run_perfmode("set", "auto", "--home", str(home.root)).returncode == 0
     procs = [start_trainer(home, config, "--run", run) for run in ("a", "b")]
     try:

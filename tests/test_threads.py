@@ -87,6 +87,17 @@ def test_free_cores_round_to_the_nearest_whole_core() -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc through psutil")
+def _detached_burner() -> int:
+    """A process spinning a core that is no child of ours (children count as our own work,
+    e.g. subprocess envs); the caller kills it."""
+    return int(
+        subprocess.check_output(
+            ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+            text=True,
+        )
+    )
+
+
 def test_load_sensor_sees_another_program_but_not_itself() -> None:
     import psutil
 
@@ -98,13 +109,8 @@ def test_load_sensor_sees_another_program_but_not_itself() -> None:
     own = sensor.poll()
     spun = (time.process_time() - cpu0) / (time.monotonic() - t0)
     assert own is not None and abs(own.own_cores - spun) < 0.15, (own, spun)
-    # Another program: not our child (children count as our own work, e.g. subprocess envs).
-    pid = int(
-        subprocess.check_output(
-            ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
-            text=True,
-        )
-    )
+    # Another program.
+    pid = _detached_burner()
     try:
         burner = psutil.Process(pid)
         time.sleep(0.6)
@@ -124,12 +130,7 @@ def test_another_trainers_cpu_is_reported_apart_from_other_programs() -> None:
     import psutil
 
     # A process that is no child of ours and that the sensor is told is a perfmode trainer.
-    pid = int(
-        subprocess.check_output(
-            ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
-            text=True,
-        )
-    )
+    pid = _detached_burner()
     try:
         trainer = psutil.Process(pid)
         time.sleep(0.3)  # already running when the sensor starts: its CPU so far is a baseline

@@ -18,6 +18,22 @@ SLOW_MS = 180_000
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP: POSIX only")
 
 
+def _write_status(home: Home, run: str, pid: int, **fields: object) -> None:
+    """A fresh status of a trainer of ``run`` in process ``pid``, as a trainer writes it."""
+    home.run_dir(run).mkdir(parents=True)
+    status = {
+        "pid": pid,
+        "heartbeat": format_time(utc_now()),
+        "run": run,
+        "state": "training",
+        "applied_mode": "performance",
+        "timesteps": 2048,
+        "total_timesteps": 10_000,
+        **fields,
+    }
+    home.status_file(run).write_text(json.dumps(status))
+
+
 def test_a_stopped_trainer_shows_as_not_responding(home: Home) -> None:
     executable = need_browser()
     from playwright.sync_api import expect, sync_playwright
@@ -27,17 +43,7 @@ def test_a_stopped_trainer_shows_as_not_responding(home: Home) -> None:
     server = None
     try:
         stopped.send_signal(signal.SIGSTOP)
-        home.run_dir("night").mkdir(parents=True)
-        status = {
-            "pid": stopped.pid,
-            "heartbeat": format_time(utc_now()),
-            "run": "night",
-            "state": "training",
-            "applied_mode": "quiet",
-            "timesteps": 2048,
-            "total_timesteps": 10_000,
-        }
-        home.status_file("night").write_text(json.dumps(status))
+        _write_status(home, "night", stopped.pid, applied_mode="quiet")
         server = UiServer(home)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -67,20 +73,8 @@ def test_the_homes_other_runs_are_counted_apart_from_other_programs(home: Home) 
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     server = None
     try:
-        home.run_dir("seed1").mkdir(parents=True)
-        status = {
-            "pid": alive.pid,
-            "heartbeat": format_time(utc_now()),
-            "run": "seed1",
-            "state": "training",
-            "applied_mode": "performance",
-            "timesteps": 2048,
-            "total_timesteps": 10_000,
-            "fps": 4000.0,
-            "foreign_cpu": 1.5,  # of which another run of this home: 1.0
-            "other_trainers_cpu": 1.0,
-        }
-        home.status_file("seed1").write_text(json.dumps(status))
+        # Other programs' CPU as the trainer reports it: 1.5 cores, 1.0 of them another run.
+        _write_status(home, "seed1", alive.pid, fps=4000.0, foreign_cpu=1.5, other_trainers_cpu=1.0)
         server = UiServer(home)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
