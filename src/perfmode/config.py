@@ -245,8 +245,8 @@ class AutoConfig:
     """Seconds without keyboard or mouse input after which nobody counts as at the computer
     (where the platform can tell; elsewhere other programs' CPU use decides alone)."""
     foreign_cpu: float = 0.25
-    """Cores other programs (not perfmode's trainers) may use before the computer counts as
-    in use: 0.25 = a quarter of one core."""
+    """Cores other programs (not the trainers of this home's other runs) may use before the
+    computer counts as in use: 0.25 = a quarter of one core."""
     resume_after: float = 60.0
     """Seconds without use before performance comes back; also the least time between two
     switches to performance, so a load wobbling around foreign_cpu cannot flap the mode."""
