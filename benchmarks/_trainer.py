@@ -66,10 +66,11 @@ class Trainer:
             self.proc.wait(timeout=120)
 
 
-def start_quiet(home: Path) -> Trainer:
-    """A long run on the default config, started in quiet mode and past its first line."""
+def start_quiet(home: Path, *args: str) -> Trainer:
+    """A long run (on the default config unless ``args`` say otherwise), started in quiet
+    mode and past its first line."""
     set_mode(home, "quiet")
-    trainer = Trainer(home, "--timesteps", "1000000000")
+    trainer = Trainer(home, "--timesteps", "1000000000", *args)
     try:
         trainer.wait_line("Performance mode: quiet", timeout=120)
     except BaseException:

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,19 +28,12 @@ import time
 from pathlib import Path
 
 import psutil
-from _trainer import Trainer, percentile, set_mode
+from _trainer import Trainer, percentile, set_mode, start_quiet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.browser import CHROMIUM_ARGS, chromium_path
 
 PERFMODE = [sys.executable, "-m", "perfmode"]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class Ui:
@@ -121,7 +113,6 @@ def edit_to_page(page, settings: Path, n: int) -> list[float]:
 
 
 def start_trainer(home: Path, config: Path | None) -> Trainer:
-    set_mode(home, "quiet")
     subprocess.run(
         [
             *PERFMODE,
@@ -137,14 +128,7 @@ def start_trainer(home: Path, config: Path | None) -> Trainer:
         check=True,
         capture_output=True,
     )
-    extra = ["--config", str(config)] if config else []
-    trainer = Trainer(home, "--timesteps", "5000000", *extra)
-    try:
-        trainer.wait_line("Performance mode: quiet", timeout=120)
-    except BaseException:
-        trainer.stop()
-        raise
-    return trainer
+    return start_quiet(home, *(["--config", str(config)] if config else []))
 
 
 def main() -> None:
@@ -154,7 +138,7 @@ def main() -> None:
     parser.add_argument("--screenshot", type=Path, help="save the page as a PNG at the end")
     parser.add_argument("--config", type=Path, help="the trainer's config (default: built in)")
     args = parser.parse_args()
-    chromium = os.environ.get("PERFMODE_CHROMIUM") or shutil.which("chromium")
+    chromium = chromium_path()
     if not chromium:
         sys.exit("no Chromium: apt-get install -y chromium (or set PERFMODE_CHROMIUM)")
     from playwright.sync_api import sync_playwright

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from perfmode.home import Home
+from tests.browser import CHROMIUM_ARGS
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import read_status, write_config
-from tests.uikit import CHROMIUM_ARGS, UiServer, kill_trainers_of, need_browser, read_settings
+from tests.uikit import UiServer, kill_trainers_of, need_browser, read_settings
 
 # Generous: the machine is shared, and a trainer takes seconds just to import torch.
 SLOW_MS = 180_000

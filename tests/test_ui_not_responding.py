@@ -11,7 +11,8 @@ import pytest
 
 from perfmode.home import Home
 from perfmode.settings import format_time, utc_now
-from tests.uikit import CHROMIUM_ARGS, UiServer, need_browser
+from tests.browser import CHROMIUM_ARGS
+from tests.uikit import UiServer, need_browser
 
 SLOW_MS = 180_000
 

@@ -6,28 +6,17 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from perfmode.home import Home
+from tests.browser import chromium_path
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NO_BROWSER = (
     "no Chromium for the browser tests: apt-get install -y chromium "
     "(or point PERFMODE_CHROMIUM at a Chromium or Chrome executable)"
@@ -136,12 +125,6 @@ def kill_trainers_of(home: Home) -> None:
     for p in mine:
         p.kill()
     psutil.wait_procs(mine, timeout=60)
-
-
-def chromium_path() -> str | None:
-    path = os.environ.get("PERFMODE_CHROMIUM") or shutil.which("chromium")
-    path = path or shutil.which("chromium-browser")
-    return path if path and Path(path).exists() else None
 
 
 def need_browser() -> str:

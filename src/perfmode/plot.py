@@ -57,12 +57,7 @@ def plot_equity(
     bottom.yaxis.set_major_formatter(PercentFormatter(1.0))
     bottom.grid(alpha=0.3)
     fig.autofmt_xdate()
-    path = Path(path)
-    try:
-        fig.savefig(path, format="png", dpi=110)
-    except OSError as e:
-        raise PerfmodeError(f"cannot write the plot to {path}: {e.strerror or e}") from None
-    return path
+    return _save_png(fig, path)
 
 
 def plot_bench(
@@ -121,6 +116,10 @@ def plot_bench(
     ax.grid(alpha=0.3)
     # Below the axes: inside, it would hide the first points of the run.
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
+    return _save_png(fig, path)
+
+
+def _save_png(fig: Any, path: Path) -> Path:
     path = Path(path)
     try:
         fig.savefig(path, format="png", dpi=110)
