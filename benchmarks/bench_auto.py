@@ -30,8 +30,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from _trainer import Trainer, set_mode
 
-from perfmode.config import AutoConfig
-from perfmode.effective import AutoReadings, AutoState, LoadWindow, resolve_auto
+from perfmode.config.schema import AutoConfig
+from perfmode.governor.effective import AutoReadings, AutoState, LoadWindow, resolve_auto
 
 
 def reaction_times(

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from perfmode.config import default_config_text, load_config
+from perfmode.config.schema import default_config_text, load_config
 from perfmode.errors import PerfmodeError
 
 

@@ -36,11 +36,11 @@ MULTIPLIERS = {"performance": {"batch_size_multiplier": 2.0, "epochs_multiplier"
 
 
 def child(home: Path, seed: int, timesteps: int, profile: str, switch: bool) -> dict[str, Any]:
-    from perfmode.config import config_from_mapping
-    from perfmode.evaluate import evaluate_checkpoint
-    from perfmode.home import Home
-    from perfmode.settings import SettingsStore
-    from perfmode.trainer import train
+    from perfmode.base.home import Home
+    from perfmode.config.schema import config_from_mapping
+    from perfmode.evaluation.evaluate import evaluate_checkpoint
+    from perfmode.settings.store import SettingsStore
+    from perfmode.training.trainer import train
 
     mapping: dict[str, Any] = {
         "training": {"seed": seed, "total_timesteps": timesteps, "nice": 0, "poll_interval": 0.05}
@@ -89,7 +89,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _weights(checkpoint: str) -> dict[str, Any]:
-    from perfmode.checkpoint_io import read_weights
+    from perfmode.checkpoint.io import read_weights
 
     return read_weights(Path(checkpoint) / "policy.pth")
 

@@ -1,4 +1,4 @@
-"""perfmode against plain SB3: `perfmode.trainer.train` in performance mode vs `PPO.learn`
+"""perfmode against plain SB3: `perfmode.training.trainer.train` in performance mode vs `PPO.learn`
 as SB3's users run it, on the default config and the same hyperparameters.
 
 - perfmode: `train(config, home)` on a fresh home set to performance (nice 0, so both run at
@@ -32,10 +32,10 @@ from typing import Any
 
 
 def child_perfmode(timesteps: int) -> dict[str, float]:
-    from perfmode.config import Config
-    from perfmode.home import Home
-    from perfmode.settings import SettingsStore
-    from perfmode.trainer import GovernedPPO, train
+    from perfmode.base.home import Home
+    from perfmode.config.schema import Config
+    from perfmode.settings.store import SettingsStore
+    from perfmode.training.trainer import GovernedPPO, train
 
     # Only to see how train()'s time splits: the time spent inside learn() (behaviour unchanged).
     inside: list[float] = []
@@ -68,9 +68,9 @@ def child_plain(timesteps: int, threads: int | None) -> dict[str, float]:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
-    from perfmode.config import Config
+    from perfmode.config.schema import Config
     from perfmode.env import TradingEnv, load_market
-    from perfmode.trainer import _hyperparameters
+    from perfmode.training.trainer import _hyperparameters
 
     config = Config().with_overrides(total_timesteps=timesteps, nice=0)
     if threads is not None:

@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _trainer import Trainer, set_mode
 from bench_modes import segments
 
-from perfmode.gpu import GpuHealth, cuda_uuid
-from perfmode.trainer import pick_device
+from perfmode.governor.gpu import GpuHealth, cuda_uuid
+from perfmode.training.trainer import pick_device
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 LONG = ("--timesteps", "1000000000")

@@ -17,8 +17,8 @@ import stable_baselines3  # noqa: F401  (gymnasium sets an environment variable 
 import torch
 from typer.testing import CliRunner
 
+from perfmode.base.home import Home
 from perfmode.cli import app
-from perfmode.home import Home
 
 PERFMODE = [sys.executable, "-m", "perfmode"]
 

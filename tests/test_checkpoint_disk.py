@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from perfmode.checkpoints import list_checkpoints, open_checkpoint
-from perfmode.config import load_config
-from perfmode.home import Home
-from perfmode.trainer import train
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints, open_checkpoint
+from perfmode.config.schema import load_config
+from perfmode.training.trainer import train
 from tests.conftest import run_perfmode
 from tests.trainkit import read_status, write_config
 

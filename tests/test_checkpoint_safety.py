@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from perfmode.checkpoint_legacy import zip_data
-from perfmode.checkpoints import list_checkpoints, open_checkpoint
-from perfmode.config import Config, config_to_mapping, load_config
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints, open_checkpoint
+from perfmode.checkpoint.legacy import zip_data
+from perfmode.config.schema import Config, config_to_mapping, load_config
 from perfmode.env import load_market
 from perfmode.errors import PerfmodeError
-from perfmode.home import Home
-from perfmode.trainer import build_vec_env, new_model, train
+from perfmode.training.trainer import build_vec_env, new_model, train
 from tests.ckptkit import Plant, planted_pickle, write_old_checkpoint
 from tests.trainkit import write_config
 

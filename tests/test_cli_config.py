@@ -11,11 +11,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from perfmode.base.home import Home
 from perfmode.cli import app
-from perfmode.config import Config, ModeProfile, default_config_text, load_config
-from perfmode.configutil import flatten, to_mapping
-from perfmode.configview import format_value
-from perfmode.home import Home
+from perfmode.config.schema import Config, ModeProfile, default_config_text, load_config
+from perfmode.config.sections import flatten, to_mapping
+from perfmode.config.view import format_value
 from tests.trainkit import log_text, write_config
 
 DEFAULTS = flatten(to_mapping(Config()))

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from perfmode import __version__
+from perfmode.base.home import Home
 from perfmode.cli import app
-from perfmode.home import Home
 from tests.conftest import run_perfmode
 
 
@@ -130,6 +130,6 @@ def test_shell_completion_is_switched_on() -> None:
     env = {"_PERFMODE_COMPLETE": "complete_bash", "COMP_WORDS": "perfmode set ", "COMP_CWORD": "2"}
     words = run_perfmode(env={**os.environ, **env})
     assert words.returncode == 0, words.stderr
-    from perfmode.settings import MODES
+    from perfmode.settings.store import MODES
 
     assert words.stdout.split() == list(MODES)

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_perfmode
 from trainkit import write_config
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 
 DATA = Path(__file__).parent / "data"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from tests.conftest import run_perfmode
 from tests.trainkit import write_config
 

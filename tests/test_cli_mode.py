@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from tests.conftest import SET_WRITER, run_perfmode
 from tests.trainkit import write_config
 

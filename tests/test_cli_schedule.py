@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from tests.conftest import run_perfmode
 
 
@@ -118,8 +118,8 @@ def test_status_does_not_import_apscheduler(home: Home) -> None:
     schedule = {"night": "18:00", "day": "08:00", "tz": "UTC", "rules": ["0 12 * * *=quiet"]}
     home.settings.write_text(json.dumps({"schedule": schedule}))
     code = (
-        "import sys; from perfmode.cli import app; from perfmode.report import build_status; "
-        f"from perfmode.home import resolve_home; build_status(resolve_home({str(home.root)!r})); "
+        "import sys; from perfmode.cli import app; from perfmode.status.report import build_status; "
+        f"from perfmode.base.home import resolve_home; build_status(resolve_home({str(home.root)!r})); "
         "print('apscheduler' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

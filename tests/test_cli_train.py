@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from perfmode.checkpoints import list_checkpoints
-from perfmode.home import Home
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints
 from tests.trainkit import documented_status_keys, metrics_rows, write_config
 
 FAST_QUIET = {"quiet": {"cpu_share": 1.0}}

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pytest
 import yaml
 
-from perfmode.config import (
+from perfmode.config.schema import (
     Config,
     ModeProfile,
     ModesConfig,
@@ -17,10 +17,10 @@ from perfmode.config import (
     load_config,
     load_config_file,
 )
-from perfmode.configutil import flatten, to_mapping
+from perfmode.config.sections import flatten, to_mapping
 from perfmode.errors import UsageError
-from perfmode.governor import knobs_for
-from perfmode.settings import Mode
+from perfmode.governor.governor import knobs_for
+from perfmode.settings.store import Mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULTS = flatten(to_mapping(Config()))

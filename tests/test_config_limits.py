@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from perfmode.configfile import MAX_BYTES
+from perfmode.config.yamlfile import MAX_BYTES
 
 
 def alias_bomb() -> str:
@@ -112,7 +112,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX memory li
 
 LOAD_EACH = """
 import json, sys
-from perfmode.config import load_config
+from perfmode.config.schema import load_config
 out = {}
 for case, path in json.loads(sys.argv[1]).items():
     try:

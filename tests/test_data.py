@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from perfmode.configutil import from_mapping
+from perfmode.config.sections import from_mapping
 from perfmode.env import EnvConfig, load_env_config, load_market
 from perfmode.env.data import periods_per_year, read_prices
 from perfmode.env.features import CLIP, FEATURES, feature_table

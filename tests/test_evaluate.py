@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perfmode.configutil import to_mapping
+from perfmode.base.home import Home
+from perfmode.config.sections import to_mapping
 from perfmode.env import EnvConfig, Series, TradingEnv, load_market
 from perfmode.env.features import feature_table
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.evaluate import (
+from perfmode.evaluation.evaluate import (
     Trace,
     evaluate_baseline,
     evaluate_checkpoint,
@@ -23,7 +24,6 @@ from perfmode.evaluate import (
     resolve_checkpoint,
     run_policy,
 )
-from perfmode.home import Home
 from tests.ckptkit import Plant, plant_in_zip_schedule, planted_pickle, write_old_checkpoint
 
 CFG = EnvConfig(window=8, synthetic_length=400, episode_length=64)
@@ -46,8 +46,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from perfmode.checkpoints import save_checkpoint
-    from perfmode.trainstate import capture
+    from perfmode.checkpoint.folders import save_checkpoint
+    from perfmode.checkpoint.state import capture
 
     root = tmp_path_factory.mktemp("ckpt")
     market = load_market(CFG)

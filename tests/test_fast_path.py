@@ -15,12 +15,12 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
-from perfmode.config import load_config
+from perfmode.base.home import Home
+from perfmode.config.schema import load_config
 from perfmode.env import TradingEnv, load_market
 from perfmode.env.vec_env import TradingVecEnv
-from perfmode.home import Home
-from perfmode.settings import SettingsStore
-from perfmode.trainer import train
+from perfmode.settings.store import SettingsStore
+from perfmode.training.trainer import train
 from tests.trainkit import write_config
 
 
@@ -170,7 +170,7 @@ def test_perfmode_training_equals_plain_sb3_ppo_learn(
 
 def _final_state(checkpoint) -> dict[str, torch.Tensor]:
     """The policy weights a checkpoint holds, read as data."""
-    from perfmode.checkpoint_io import read_weights
+    from perfmode.checkpoint.io import read_weights
 
     return read_weights(checkpoint / "policy.pth")
 

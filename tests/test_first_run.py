@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from perfmode.config import load_config
-from perfmode.home import Home
-from perfmode.session import GovernedPPO, TrainingSession
-from perfmode.settings import SettingsStore
-from perfmode.trainer import train
+from perfmode.base.home import Home
+from perfmode.config.schema import load_config
+from perfmode.settings.store import SettingsStore
+from perfmode.training.session import GovernedPPO, TrainingSession
+from perfmode.training.trainer import train
 from tests.conftest import run_perfmode
 from tests.test_cli_conventions import one_line_error
 from tests.test_trainprogress import ANSI

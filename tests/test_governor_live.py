@@ -24,8 +24,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from perfmode.home import Home
-from perfmode.settings import SettingsStore
+from perfmode.base.home import Home
+from perfmode.settings.store import SettingsStore
 from tests.conftest import wait_for
 from tests.trainkit import mode_lines, read_status, start_trainer, stop_trainer, write_config
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import torch
 
-from perfmode.config import Config
+from perfmode.base.home import Home
+from perfmode.config.schema import Config
 from perfmode.errors import UsageError
-from perfmode.governor import DutyCycle, Governor
-from perfmode.gpu import GpuHealth, GpuMonitor, guard_hot, status_lines
-from perfmode.home import Home
-from perfmode.settings import Mode, SettingsStore
-from perfmode.trainer import pick_device
+from perfmode.governor.governor import DutyCycle, Governor
+from perfmode.governor.gpu import GpuHealth, GpuMonitor, guard_hot, status_lines
+from perfmode.settings.store import Mode, SettingsStore
+from perfmode.training.trainer import pick_device
 from tests.conftest import run_perfmode
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -10,9 +10,9 @@ import time
 
 import psutil
 
-from perfmode.holds import active_holds, add_hold, holds_in, parse_duration
-from perfmode.home import Home
-from perfmode.settings import SettingsStore
+from perfmode.base.home import Home
+from perfmode.settings.holds import active_holds, add_hold, holds_in, parse_duration
+from perfmode.settings.store import SettingsStore
 from tests.conftest import PERFMODE, run_perfmode, wait_for
 
 

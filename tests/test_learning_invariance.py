@@ -9,11 +9,11 @@ import time
 
 import torch
 
-from perfmode.checkpoint_io import read_weights
-from perfmode.config import Config, load_config
-from perfmode.home import Home
-from perfmode.settings import SettingsStore
-from perfmode.trainer import train
+from perfmode.base.home import Home
+from perfmode.checkpoint.io import read_weights
+from perfmode.config.schema import Config, load_config
+from perfmode.settings.store import SettingsStore
+from perfmode.training.trainer import train
 from tests.trainkit import metrics_rows, write_config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from perfmode.progress import METRICS_FIELDS, MetricsCsv
+from perfmode.status.progress import METRICS_FIELDS, MetricsCsv
 
 OLD_HEADER = "time,timesteps,mode,batch_size,n_epochs,fps,cpu_cores,ep_rew_mean"
 OLD_ROWS = [

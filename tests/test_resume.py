@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from perfmode.checkpoints import list_checkpoints
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints
 from perfmode.errors import UsageError
-from perfmode.home import Home
-from perfmode.settings import SettingsStore
-from perfmode.trainer import train
+from perfmode.settings.store import SettingsStore
+from perfmode.training.trainer import train
 from tests.trainkit import assert_same_state, metrics_rows, tiny_config, wrap_policy_method
 
 

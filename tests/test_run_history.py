@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from perfmode.checkpoints import list_checkpoints
-from perfmode.config import Config, load_config
-from perfmode.home import Home
-from perfmode.trainer import train
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints
+from perfmode.config.schema import Config, load_config
+from perfmode.training.trainer import train
 from tests.trainkit import metrics_rows, write_config
 
 

@@ -13,11 +13,11 @@ from filelock import FileLock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perfmode.base.home import Home
+from perfmode.base.smallfile import MAX_BYTES
 from perfmode.cli.mode import status_lines
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.home import Home
-from perfmode.report import build_status
-from perfmode.settings import (
+from perfmode.settings.store import (
     HAND_EDIT,
     Mode,
     SettingsStore,
@@ -25,7 +25,7 @@ from perfmode.settings import (
     parse_mode,
     parse_settings,
 )
-from perfmode.smallfile import MAX_BYTES
+from perfmode.status.report import build_status
 
 
 def store_of(home: Home, **kw) -> SettingsStore:
@@ -355,7 +355,9 @@ SETTINGS_OBJECTS = st.dictionaries(
 )
 @given(obj=SETTINGS_OBJECTS | JSON_VALUES, raw=st.none() | st.binary(max_size=64))
 def test_any_file_reads_and_a_write_keeps_every_key(home: Home, monkeypatch, obj, raw) -> None:
-    monkeypatch.setattr("perfmode.safereplace.SETTLE_S", 0.001)  # waiting out editors: tested above
+    monkeypatch.setattr(
+        "perfmode.base.safereplace.SETTLE_S", 0.001
+    )  # waiting out editors: tested above
     content = raw if raw is not None else json.dumps(obj).encode()
     home.settings.write_bytes(content)
     s = store_of(home).read()

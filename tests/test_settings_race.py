@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from tests.conftest import SET_WRITER
 
 # An editor that saves in place: open with truncate, write (in two parts, as a buffered

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from perfmode.load import LoadReading, LoadSensor
-from perfmode.threads import ThreadChooser, candidates_for
+from perfmode.governor.load import LoadReading, LoadSensor
+from perfmode.governor.threads import ThreadChooser, candidates_for
 
 
 def feed(chooser: ThreadChooser, timing: dict[int, tuple[float, float]], free: int, cycles: int):

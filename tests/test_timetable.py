@@ -18,7 +18,7 @@ from perfmode.schedule.timetable import (
     scheduled_mode,
     wall_to_utc,
 )
-from perfmode.settings import Mode
+from perfmode.settings.store import Mode
 
 P, Q = Mode.PERFORMANCE, Mode.QUIET
 

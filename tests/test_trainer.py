@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from perfmode.checkpoints import list_checkpoints, open_checkpoint
-from perfmode.config import Config, load_config
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints, open_checkpoint
+from perfmode.config.schema import Config, load_config
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.home import Home
-from perfmode.session import _SessionCallback
-from perfmode.settings import SettingsStore
-from perfmode.trainer import train
+from perfmode.settings.store import SettingsStore
+from perfmode.training.session import _SessionCallback
+from perfmode.training.trainer import train
 from tests.conftest import wait_for
 from tests.trainkit import (
     metrics_rows,

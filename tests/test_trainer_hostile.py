@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from perfmode.checkpoints import list_checkpoints
-from perfmode.home import Home
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import log_text, read_status, start_trainer, trainer_output, write_config
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from perfmode.checkpoints import list_checkpoints
-from perfmode.home import Home
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import list_checkpoints
 from tests.conftest import WAIT_S, run_perfmode, wait_for
 from tests.trainkit import (
     documented_status_keys,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from tests.browser import CHROMIUM_ARGS
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import read_status, write_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 
 HEAVY = ("torch", "starlette", "uvicorn", "fastapi", "anyio", "playwright")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from perfmode.base.home import Home
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.home import Home
-from perfmode.runstatus import write_status
-from perfmode.settings import format_time, utc_now
+from perfmode.settings.store import format_time, utc_now
+from perfmode.status.file import write_status
 from perfmode.web.launcher import (
     BUILTIN_CONFIG,
     Launcher,

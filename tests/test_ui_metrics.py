@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from perfmode.progress import METRICS_FIELDS, MetricsCsv
+from perfmode.status.progress import METRICS_FIELDS, MetricsCsv
 from perfmode.web.metrics import MAX_POINTS, MetricsTail
 
 

@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
+from perfmode.base.home import Home
 from perfmode.errors import UsageError
-from perfmode.home import Home
 from perfmode.web.security import EXPOSE_FLAG, Guard, check_bind_host, host_name, is_loopback
 from tests.conftest import run_perfmode, wait_for
 from tests.uikit import UiServer, read_settings

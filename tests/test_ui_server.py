@@ -8,8 +8,8 @@ import signal
 import time
 from collections.abc import Iterator
 
-from perfmode.home import Home
-from perfmode.settings import Mode
+from perfmode.base.home import Home
+from perfmode.settings.store import Mode
 from tests.conftest import run_perfmode
 from tests.trainkit import write_config
 from tests.uikit import UiServer

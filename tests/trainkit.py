@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from perfmode.config import Config, load_config
-from perfmode.home import Home
+from perfmode.base.home import Home
+from perfmode.config.schema import Config, load_config
 from tests.conftest import PERFMODE
 
 # Every value a test relies on is spelled out here, not taken from the embedded defaults
@@ -231,7 +231,7 @@ def wrap_policy_method(monkeypatch: Any, name: str, wrapper: Any) -> None:
     """
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    import perfmode.trainer  # noqa: F401  (imports the policy classes it builds)
+    import perfmode.training.trainer  # noqa: F401  (imports the policy classes it builds)
 
     def subclasses(cls: type) -> list[type]:
         return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]

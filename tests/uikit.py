@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from tests.browser import chromium_path
 
 NO_BROWSER = (

@@ -31,7 +31,7 @@ from perfmode.bench.figures import metrics_timeline
 from perfmode.bench.plan import MAX_MINUTES, MIN_MINUTES, BenchRequest, Plan, Progress
 from perfmode.bench.processes import sigterm_as_interrupt
 from perfmode.bench.runner import Bench
-from perfmode.config import Config
+from perfmode.config.schema import Config
 from perfmode.errors import UsageError
 
 __all__ = ["BenchRequest", "Plan", "check_plot_path", "check_request", "run_bench"]
@@ -78,7 +78,7 @@ def run_bench(request: BenchRequest, progress: Progress | None = None) -> dict[s
         result = bench.run()
         timeline = metrics_timeline(bench.home.metrics_file(), bench.t0_wall)
     if request.plot is not None:
-        from perfmode.plot import plot_bench
+        from perfmode.evaluation.plot import plot_bench
 
         ref = result["rows"]["plain_sb3"]
         plot_bench(

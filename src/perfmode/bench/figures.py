@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from perfmode.config import available_cores
+from perfmode.config.schema import available_cores
 
 MIB = 1024 * 1024
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perfmode.config import Config
+from perfmode.config.schema import Config
 
 MODE_SHARE = 0.75
 """Of the time asked for, the share spent alternating modes; plain SB3 gets the rest."""

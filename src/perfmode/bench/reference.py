@@ -49,7 +49,7 @@ def build_plain_model(config: Any) -> Any:
     )
 
     from perfmode.env import TradingEnv, load_market
-    from perfmode.trainer import _hyperparameters, pick_device
+    from perfmode.training.trainer import _hyperparameters, pick_device
 
     t = config.training
     market = load_market(config.env)
@@ -72,7 +72,7 @@ def build_plain_model(config: Any) -> Any:
 def run(config_path: Path, seconds: float, events: Path) -> None:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from perfmode.config import load_config
+    from perfmode.config.schema import load_config
 
     model = build_plain_model(load_config(config_path))
     me = psutil.Process()

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from perfmode.base.home import Home
 from perfmode.bench.figures import Tally, machine_info, ratio, ratios
 from perfmode.bench.plan import (
     APPLY_TIMEOUT_S,
@@ -23,13 +24,12 @@ from perfmode.bench.plan import (
     Progress,
 )
 from perfmode.bench.processes import Child, read_event, tree_cpu_seconds, tree_rss
-from perfmode.config import Config, config_to_mapping
+from perfmode.config.schema import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
-from perfmode.gpu import GpuHealth
-from perfmode.home import Home
-from perfmode.load import LoadSensor
-from perfmode.runstatus import read_json_object
-from perfmode.settings import Mode, SettingsStore, parse_time
+from perfmode.governor.gpu import GpuHealth
+from perfmode.governor.load import LoadSensor
+from perfmode.settings.store import Mode, SettingsStore, parse_time
+from perfmode.status.file import read_json_object
 
 
 class Bench:

@@ -16,11 +16,11 @@ import typer
 from typer.core import TyperGroup
 
 from perfmode import __version__
+from perfmode.base.home import HOME_ENV, Home, resolve_home
+from perfmode.base.logfile import LogFile
 from perfmode.cli.usage_errors import ClickException, NoArgsIsHelpError, UsageError, one_line
 from perfmode.errors import PerfmodeError
 from perfmode.errors import UsageError as PerfmodeUsageError
-from perfmode.home import HOME_ENV, Home, resolve_home
-from perfmode.logfile import LogFile
 
 
 class _PerfmodeGroup(TyperGroup):

@@ -71,7 +71,7 @@ def bench(
       perfmode bench --minutes 0.5 --no-reference --json
     """
     from perfmode.bench import BenchRequest, run_bench
-    from perfmode.config import load_config
+    from perfmode.config.schema import load_config
 
     cfg = load_config(config)
     cfg = dataclasses.replace(cfg, env=with_data_options(cfg.env, symbol, date_format))

@@ -29,8 +29,8 @@ def show(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
       perfmode config show
       perfmode config show --config configs/train_config_gpu_optimized.yaml --json
     """
-    from perfmode.config import load_config_file
-    from perfmode.configview import settings_of, show_json, show_lines
+    from perfmode.config.schema import load_config_file
+    from perfmode.config.view import settings_of, show_json, show_lines
 
     loaded = load_config_file(config)
     settings = settings_of(loaded)
@@ -54,7 +54,7 @@ def init(
       perfmode config init
       perfmode config init ~/trading/eurusd.yaml
     """
-    from perfmode.config import write_default_config
+    from perfmode.config.schema import write_default_config
 
     written = write_default_config(path)
     typer.echo(f"Wrote {written}: the default config, every key documented.")

@@ -97,7 +97,11 @@ def evaluate(
         raise UsageError("pass either --checkpoint PATH or --baseline buy-and-hold|flat")
     setup_logging()
     from perfmode.env import load_env_config
-    from perfmode.evaluate import evaluate_baseline, evaluate_checkpoint, resolve_checkpoint
+    from perfmode.evaluation.evaluate import (
+        evaluate_baseline,
+        evaluate_checkpoint,
+        resolve_checkpoint,
+    )
 
     cfg = load_env_config(config) if config is not None else None
     read = {"symbol": symbol, "date_format": date_format}

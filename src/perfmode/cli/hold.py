@@ -12,7 +12,7 @@ import typer
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.mode import hold_line
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.holds import (
+from perfmode.settings.holds import (
     HOLD_MODES,
     active_holds,
     add_hold,
@@ -20,7 +20,7 @@ from perfmode.holds import (
     parse_duration,
     release_hold,
 )
-from perfmode.settings import SettingsStore, utc_now
+from perfmode.settings.store import SettingsStore, utc_now
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
 EXAMPLES = "e.g. `perfmode hold quiet -- zoom` or `perfmode hold performance --for 2h`"

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
+from perfmode.base.clock import human_span, local_time, parse_time, since, utc_now, when
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
-from perfmode.clock import human_span, local_time, parse_time, since, utc_now, when
-from perfmode.gpu import status_lines as gpu_status_lines
-from perfmode.holds import set_mode_releasing_holds
-from perfmode.report import build_status
-from perfmode.settings import Mode, SettingsStore
+from perfmode.governor.gpu import status_lines as gpu_status_lines
+from perfmode.settings.holds import set_mode_releasing_holds
+from perfmode.settings.store import Mode, SettingsStore
+from perfmode.status.report import build_status
 
 
 @app.command("set")

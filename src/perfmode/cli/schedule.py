@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+from perfmode.base.home import Home
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.errors import UsageError
-from perfmode.home import Home
 from perfmode.schedule.daemon import (
     DaemonLock,
     run_daemon,
@@ -21,7 +21,7 @@ from perfmode.schedule.daemon import (
 )
 from perfmode.schedule.store import clear_timetable, store_timetable, timetable_of
 from perfmode.schedule.timetable import WEEKENDS, Timetable, load_zone
-from perfmode.settings import SettingsStore, human_span, parse_time
+from perfmode.settings.store import SettingsStore, human_span, parse_time
 
 EXAMPLE = "perfmode schedule --night 18:00 --day 08:00"
 

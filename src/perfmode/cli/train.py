@@ -119,8 +119,8 @@ def train(
         try:
             h = home_of(home)
             setup_logging(log_file=h.log_file(run))  # first: a stop from here on is said
-            from perfmode.config import load_config_file
-            from perfmode.configview import settings_of, startup_lines
+            from perfmode.config.schema import load_config_file
+            from perfmode.config.view import settings_of, startup_lines
 
             # The config, then the data, then torch (seconds to import): bad input fails at once.
             loaded = load_config_file(config)
@@ -141,7 +141,7 @@ def train(
             from perfmode.env import load_market  # numpy and pandas: only once the config is good
 
             market = load_market(cfg.env, data)
-            from perfmode.trainer import train as run_training
+            from perfmode.training.trainer import train as run_training
 
             result = run_training(
                 cfg,

@@ -11,8 +11,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from perfmode.configfile import read_yaml_file
-from perfmode.configutil import check, from_mapping
+from perfmode.config.sections import check, from_mapping
+from perfmode.config.yamlfile import read_yaml_file
 from perfmode.errors import UsageError
 
 SYNTHETIC = "synthetic"

@@ -21,7 +21,7 @@ from datetime import date, time, timedelta
 from functools import cached_property
 
 from perfmode.errors import UsageError
-from perfmode.settings import Mode, parse_mode
+from perfmode.settings.store import Mode, parse_mode
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 # Standard cron numbering: sun = 0 (and 7), mon = 1 ... sat = 6.

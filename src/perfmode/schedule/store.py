@@ -10,10 +10,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from perfmode.clock import format_time, in_future
+from perfmode.base.clock import format_time, in_future
 from perfmode.errors import UsageError
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary
-from perfmode.settings import (
+from perfmode.settings.store import (
     HAND_EDIT,
     Settings,
     SettingsStore,

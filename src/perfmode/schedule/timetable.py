@@ -32,7 +32,7 @@ from typing import Any
 
 from perfmode.errors import UsageError
 from perfmode.schedule.cron import Rule, parse_rule
-from perfmode.settings import Mode
+from perfmode.settings.store import Mode
 
 WEEKENDS = ("schedule", "performance", "quiet")
 SATURDAY, MONDAY = 5, 0

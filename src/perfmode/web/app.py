@@ -29,9 +29,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from perfmode.base.home import Home
 from perfmode.errors import PerfmodeError
-from perfmode.home import Home
-from perfmode.settings import SettingsStore, format_time, parse_mode
+from perfmode.settings.store import SettingsStore, format_time, parse_mode
 from perfmode.web.hub import Hub
 from perfmode.web.launcher import Launcher
 from perfmode.web.security import TOKEN_COOKIE, Guard

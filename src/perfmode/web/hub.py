@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from perfmode.home import Home
+from perfmode.base.home import Home
 from perfmode.web.launcher import Launcher
 from perfmode.web.metrics import MAX_POINTS, MetricsTail
 from perfmode.web.snapshot import build_snapshot

@@ -11,8 +11,8 @@ import threading
 import webbrowser
 from typing import Any
 
+from perfmode.base.home import Home
 from perfmode.errors import PerfmodeError
-from perfmode.home import Home
 from perfmode.web.security import TOKEN_ENV, Guard, check_bind_host, is_loopback, new_token
 
 log = logging.getLogger(__name__)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from perfmode.gpu import status_lines as gpu_status_lines
-from perfmode.home import Home
-from perfmode.report import build_status
-from perfmode.settings import Mode, format_time, utc_now
+from perfmode.base.home import Home
+from perfmode.governor.gpu import status_lines as gpu_status_lines
+from perfmode.settings.store import Mode, format_time, utc_now
+from perfmode.status.report import build_status
 from perfmode.web.launcher import Launcher, list_configs
 
 log = logging.getLogger(__name__)

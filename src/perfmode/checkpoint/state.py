@@ -20,7 +20,7 @@ import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
-from perfmode.checkpoint_io import (
+from perfmode.checkpoint.io import (
     DamagedCheckpoint,
     Envs,
     Normalization,

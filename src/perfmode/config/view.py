@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from perfmode.config import Config, LoadedConfig
-from perfmode.configutil import flatten, to_mapping
+from perfmode.config.schema import Config, LoadedConfig
+from perfmode.config.sections import flatten, to_mapping
 
 DEFAULT = "default"
 

@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from perfmode.checkpoint_io import DamagedCheckpoint, load_weights, read_weights
-from perfmode.checkpoint_legacy import check_zip, zip_data, zip_member
+from perfmode.checkpoint.io import DamagedCheckpoint, load_weights, read_weights
+from perfmode.checkpoint.legacy import check_zip, zip_data, zip_member
 from perfmode.errors import PerfmodeError
 
 # Activation functions a policy may name; looked up in torch.nn by these names only.

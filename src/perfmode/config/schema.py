@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from perfmode.configfile import read_yaml_file
-from perfmode.configutil import check, from_mapping, to_mapping
+from perfmode.config.sections import check, from_mapping, to_mapping
+from perfmode.config.yamlfile import read_yaml_file
 from perfmode.env import EnvConfig
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.settings import Mode
+from perfmode.settings.store import Mode
 
 DEFAULT_CONFIG_RESOURCE = "default_config.yaml"
 
@@ -350,7 +350,7 @@ def load_config(path: Path | None = None) -> Config:
 
 def default_config_text() -> str:
     """The documented default config (``configs/train_config.yaml``), as shipped in the package."""
-    return resources.files("perfmode").joinpath(DEFAULT_CONFIG_RESOURCE).read_text("utf-8")
+    return resources.files("perfmode.config").joinpath(DEFAULT_CONFIG_RESOURCE).read_text("utf-8")
 
 
 def write_default_config(path: Path) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 
 from perfmode.errors import UsageError
-from perfmode.settings import (
+from perfmode.settings.store import (
     Mode,
     Settings,
     SettingsStore,
@@ -164,7 +164,7 @@ def _clean(data: dict[str, Any], now: datetime) -> list[Hold]:
 
 
 def _hold_mode(mode: Mode | str) -> Mode:
-    from perfmode.settings import parse_mode
+    from perfmode.settings.store import parse_mode
 
     m = parse_mode(mode)
     if m not in HOLD_MODES:
@@ -253,7 +253,7 @@ def set_mode_releasing_holds(
 ) -> tuple[Settings, list[Hold]]:
     """A person's ``perfmode set``: the new mode, and every active hold released (as
     power-profiles-daemon does when the user picks a profile)."""
-    from perfmode.settings import parse_mode
+    from perfmode.settings.store import parse_mode
 
     m = parse_mode(mode)
     released: list[Hold] = []

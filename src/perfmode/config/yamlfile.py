@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from perfmode.configutil import ConfigKeyError, cut, describe
+from perfmode.config.sections import ConfigKeyError, cut, describe
 from perfmode.errors import UsageError
 
 MAX_BYTES = 256 * 1024

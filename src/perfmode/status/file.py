@@ -16,10 +16,10 @@ from typing import Any
 
 import psutil
 
-from perfmode.clock import FUTURE_TOLERANCE_S, format_time, parse_time, utc_now
-from perfmode.fsutil import atomic_write_json
-from perfmode.home import Home
-from perfmode.smallfile import read_small
+from perfmode.base.clock import FUTURE_TOLERANCE_S, format_time, parse_time, utc_now
+from perfmode.base.fsutil import atomic_write_json
+from perfmode.base.home import Home
+from perfmode.base.smallfile import read_small
 
 # A trainer heartbeats every few seconds (progress.HEARTBEAT_S), even in the middle of a
 # long update; this much silence from a live pid means it hangs or was stopped.

@@ -20,16 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from perfmode import checkpoints
-from perfmode.checkpoint_io import POLICY_FILE, DamagedCheckpoint, Normalization, read_normalization
-from perfmode.checkpoint_legacy import MODEL_FILE, VECNORM_FILE
-from perfmode.checkpoints import META_FILE
-from perfmode.configutil import from_mapping
+from perfmode.base.home import Home
+from perfmode.checkpoint import folders as checkpoints
+from perfmode.checkpoint.folders import META_FILE
+from perfmode.checkpoint.io import POLICY_FILE, DamagedCheckpoint, Normalization, read_normalization
+from perfmode.checkpoint.legacy import MODEL_FILE, VECNORM_FILE
+from perfmode.config.sections import from_mapping
 from perfmode.env import EnvConfig, Market, TradingEnv, load_market
 from perfmode.env.data import Series, is_daily, stamp
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.home import Home
-from perfmode.plot import drawdown, plot_equity
+from perfmode.evaluation.plot import drawdown, plot_equity
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def _meta_env_config(meta: Path) -> EnvConfig | None:
 def _load_policy(path: Path, env: TradingEnv, trust: bool) -> Callable[[np.ndarray], int]:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from perfmode.trainstate import normalizer_for
+    from perfmode.checkpoint.state import normalizer_for
 
     policy, norm = _read_policy(path, trust)
     want, got = env.observation_space, policy.observation_space
@@ -263,7 +263,7 @@ def _load_policy(path: Path, env: TradingEnv, trust: bool) -> Callable[[np.ndarr
 
 def _read_policy(path: Path, trust: bool) -> tuple[Any, Normalization | None]:
     """The policy (anything with ``predict``) and the normalisation statistics at ``path``."""
-    from perfmode.policy_file import build_policy, folder_weights, zip_weights
+    from perfmode.checkpoint.policy_file import build_policy, folder_weights, zip_weights
 
     if path.is_dir() and (path / POLICY_FILE).is_file():
         policy = _built(path, lambda: build_policy(folder_weights(path)))
@@ -310,7 +310,7 @@ def _sb3_load(model_path: Path) -> Any:
 def _sb3_normalization(vecnorm: Path | None) -> Normalization | None:
     if vecnorm is None or not vecnorm.exists():
         return None
-    from perfmode.checkpoint_legacy import read_vecnormalize
+    from perfmode.checkpoint.legacy import read_vecnormalize
 
     try:
         return read_vecnormalize(vecnorm)

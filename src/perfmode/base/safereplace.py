@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfmode.fsutil import atomic_write_bytes
-from perfmode.smallfile import RefusedFile, close_quietly, open_regular, read_fd, read_small
+from perfmode.base.fsutil import atomic_write_bytes
+from perfmode.base.smallfile import RefusedFile, close_quietly, open_regular, read_fd, read_small
 
 # How long a doubtful read must stand still to be believed, and how often to look again.
 SETTLE_S = 0.05

@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from perfmode.load import LoadSensor
+from perfmode.governor.load import LoadSensor
 
 log = logging.getLogger("perfmode.train")
 

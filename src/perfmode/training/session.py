@@ -26,19 +26,19 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from perfmode import __version__
-from perfmode.checkpoint_io import TrainingState
-from perfmode.checkpoints import Checkpoint, prune_checkpoints, save_checkpoint
-from perfmode.config import Config, config_to_mapping
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
+from perfmode.checkpoint.io import TrainingState
+from perfmode.checkpoint.state import capture
+from perfmode.config.schema import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
-from perfmode.fastppo import LeanPPO
-from perfmode.governor import Governor, fit_batch
-from perfmode.home import Home
-from perfmode.progress import CpuMeter, MetricsCsv, StatusFile
-from perfmode.runstatus import trainer_pids
-from perfmode.settings import SettingsStore, utc_now
-from perfmode.trainprogress import TrainProgress
-from perfmode.trainstate import capture
+from perfmode.governor.governor import Governor, fit_batch
+from perfmode.settings.store import SettingsStore, utc_now
+from perfmode.status.file import trainer_pids
+from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
+from perfmode.status.progressbar import TrainProgress
+from perfmode.training.fastppo import LeanPPO
 
 log = logging.getLogger("perfmode.train")
 

@@ -10,15 +10,15 @@ and applies a new mode in two parts:
   ``n_epochs`` once per update and ``batch_size`` once per epoch).
 
 A profile with ``torch_threads: auto`` leaves the thread count to measurement
-(:mod:`perfmode.threads`), per phase, within the cores the load sensor
-(:mod:`perfmode.load`) sees free.
+(:mod:`perfmode.governor.threads`), per phase, within the cores the load sensor
+(:mod:`perfmode.governor.load`) sees free.
 
-Which mode is decided at each poll by :func:`perfmode.effective.decide` (holds, the
+Which mode is decided at each poll by :func:`perfmode.governor.effective.decide` (holds, the
 requested mode, ``auto`` through the load sensor and input idle time). ``paused`` is a wait
 inside :meth:`Governor.tick`: at the tick that sees it the trainer saves a checkpoint if the
 last is old, then sleeps, polling, until another mode (or a stop) comes.
 
-On CUDA a temperature guard (:mod:`perfmode.gpu`) runs quiet's knobs while the GPU is above
+On CUDA a temperature guard (:mod:`perfmode.governor.gpu`) runs quiet's knobs while the GPU is above
 the requested mode's ``gpu_max_temp_c``, until it has cooled by ``gpu_cooldown_c``.
 """
 
@@ -30,14 +30,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from perfmode.config import Config
-from perfmode.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
-from perfmode.gpu import blocking_sync, monitor_for
-from perfmode.holds import active_holds
-from perfmode.idle import IdleSensor
-from perfmode.load import LoadSensor
-from perfmode.settings import Mode, Settings, SettingsStore, SettingsWatcher, format_time, utc_now
-from perfmode.threads import ThreadPolicy
+from perfmode.config.schema import Config
+from perfmode.governor.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
+from perfmode.governor.gpu import blocking_sync, monitor_for
+from perfmode.governor.idle import IdleSensor
+from perfmode.governor.load import LoadSensor
+from perfmode.governor.threads import ThreadPolicy
+from perfmode.settings.holds import active_holds
+from perfmode.settings.store import (
+    Mode,
+    Settings,
+    SettingsStore,
+    SettingsWatcher,
+    format_time,
+    utc_now,
+)
 
 log = logging.getLogger("perfmode.train")
 
@@ -100,7 +107,7 @@ class DutyCycle:
     waiting for a CPU that other programs hold is not work, and counting it would make quiet
     back off twice (once through the scheduler, once here).
 
-    On CUDA (``clock`` is wall time, ``settle`` waits for the GPU, see :mod:`perfmode.gpu`)
+    On CUDA (``clock`` is wall time, ``settle`` waits for the GPU, see :mod:`perfmode.governor.gpu`)
     the GPU runs the kernels after the CPU queued them and that is no CPU time at all, so at
     the end of a slot ``settle`` first waits, asleep, for the slot's GPU work, and the slot's
     busy time is then its wall time: the GPU is held to the share, not only the CPU.

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmode.checkpoint_io import (
+from perfmode.checkpoint.io import (
     DamagedCheckpoint,
     Envs,
     Normalization,

@@ -1,7 +1,7 @@
 """``perfmode train``: PPO on the trading environment, steered live by the governor.
 
 Read :func:`train` top to bottom: it is the whole run. Building and resuming the model
-live here; what happens during ``learn()`` lives in :mod:`perfmode.session`.
+live here; what happens during ``learn()`` lives in :mod:`perfmode.training.session`.
 """
 
 from __future__ import annotations
@@ -22,22 +22,22 @@ import torch
 from filelock import FileLock, Timeout
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
-from perfmode.checkpoint_io import DamagedCheckpoint
-from perfmode.checkpoints import (
+from perfmode.base.home import Home
+from perfmode.checkpoint.folders import (
     Checkpoint,
     remove_stale_writes,
     untrusted_refusal,
     valid_checkpoints,
 )
-from perfmode.config import Config
+from perfmode.checkpoint.io import DamagedCheckpoint
+from perfmode.checkpoint.state import restore
+from perfmode.config.schema import Config
 from perfmode.env import Market, TradingEnv, load_market
 from perfmode.env.vec_env import TradingVecEnv, TrainingVecNormalize
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.home import Home
-from perfmode.policy import LeanMlpPolicy
-from perfmode.runstatus import read_json_object
-from perfmode.session import GovernedPPO, TrainingSession, TrainResult
-from perfmode.trainstate import restore
+from perfmode.status.file import read_json_object
+from perfmode.training.policy import LeanMlpPolicy
+from perfmode.training.session import GovernedPPO, TrainingSession, TrainResult
 
 log = logging.getLogger("perfmode.train")
 

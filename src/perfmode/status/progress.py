@@ -15,12 +15,12 @@ from typing import Any
 
 import psutil
 
-from perfmode.fsutil import atomic_write_bytes
-from perfmode.gpu import METRICS_COLUMNS as GPU_COLUMNS
-from perfmode.load import own_cpu_seconds
-from perfmode.runstatus import write_status
-from perfmode.settings import format_time, utc_now
-from perfmode.smallfile import open_append
+from perfmode.base.fsutil import atomic_write_bytes
+from perfmode.base.smallfile import open_append
+from perfmode.governor.gpu import METRICS_COLUMNS as GPU_COLUMNS
+from perfmode.governor.load import own_cpu_seconds
+from perfmode.settings.store import format_time, utc_now
+from perfmode.status.file import write_status
 
 log = logging.getLogger("perfmode.train")
 

@@ -24,9 +24,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from perfmode.clock import format_time, from_timestamp, human_span, parse_time, utc_now
-from perfmode.errors import PerfmodeError, UsageError
-from perfmode.safereplace import (
+from perfmode.base.clock import format_time, from_timestamp, human_span, parse_time, utc_now
+from perfmode.base.safereplace import (
     Changed,
     Seen,
     Signature,
@@ -34,7 +33,8 @@ from perfmode.safereplace import (
     replace_if_unchanged,
     settled_look,
 )
-from perfmode.smallfile import RefusedFile
+from perfmode.base.smallfile import RefusedFile
+from perfmode.errors import PerfmodeError, UsageError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 In order:
 
-1. an active hold (:mod:`perfmode.holds`), the least demanding of them: paused over quiet
+1. an active hold (:mod:`perfmode.settings.holds`), the least demanding of them: paused over quiet
    over performance;
 2. else ``performance_mode`` from settings.json (set by the CLI, the schedule, a hand edit);
 3. where that is ``auto``: quiet while the computer is in use, performance while it is not,
@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from perfmode.config import AutoConfig
-from perfmode.holds import Hold, winning_hold
-from perfmode.settings import Mode, Settings, human_span
+from perfmode.config.schema import AutoConfig
+from perfmode.settings.holds import Hold, winning_hold
+from perfmode.settings.store import Mode, Settings, human_span
 
 
 @dataclass(frozen=True)

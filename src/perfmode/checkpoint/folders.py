@@ -1,6 +1,6 @@
 """Checkpoints: one folder per save, written whole or not at all, holding data only.
 
-``runs/<run>/checkpoints/step_0000010000/`` holds the files of :mod:`perfmode.checkpoint_io`
+``runs/<run>/checkpoints/step_0000010000/`` holds the files of :mod:`perfmode.checkpoint.io`
 (weights, optimizer state, counters, RNG states, episodes, normalisation) and ``meta.json``
 (timesteps, mode, config, shapes), written last: its presence marks a complete checkpoint
 even on file systems where a folder rename is not atomic. A folder is written as
@@ -24,18 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from perfmode.checkpoint_io import (
+from perfmode.base.fsutil import atomic_write_json, fsync_dir
+from perfmode.base.home import Home
+from perfmode.checkpoint.io import (
     POLICY_FILE,
     DamagedCheckpoint,
     TrainingState,
     read_state,
     write_state,
 )
-from perfmode.checkpoint_legacy import MODEL_FILE, check_zip, read_legacy
+from perfmode.checkpoint.legacy import MODEL_FILE, check_zip, read_legacy
 from perfmode.errors import PerfmodeError
-from perfmode.fsutil import atomic_write_json, fsync_dir
-from perfmode.home import Home
-from perfmode.settings import format_time, utc_now
+from perfmode.settings.store import format_time, utc_now
 
 log = logging.getLogger("perfmode.train")
 

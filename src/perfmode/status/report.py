@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from perfmode.holds import active_holds
-from perfmode.home import Home
-from perfmode.runstatus import run_statuses
+from perfmode.base.home import Home
 from perfmode.schedule import schedule_report
-from perfmode.settings import SettingsStore, format_time, utc_now
+from perfmode.settings.holds import active_holds
+from perfmode.settings.store import SettingsStore, format_time, utc_now
+from perfmode.status.file import run_statuses
 
 
 def build_status(home: Home, now: datetime | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from perfmode.smallfile import open_append
+from perfmode.base.smallfile import open_append
 
 
 class LogFile(logging.Handler):
