@@ -14,8 +14,8 @@ is used. Folders written before checkpoints became data only (``model.zip``, ``r
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -26,10 +26,13 @@ from typing import Any
 
 from perfmode.base.fsutil import atomic_write_json, fsync_dir
 from perfmode.base.home import Home
+from perfmode.checkpoint.checks import Expected, max_weight_bytes, mlp_weight_bytes
+from perfmode.checkpoint.files import read_json_object
 from perfmode.checkpoint.io import (
     POLICY_FILE,
     DamagedCheckpoint,
     TrainingState,
+    check_state,
     read_state,
     write_state,
 )
@@ -89,20 +92,27 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
-def open_checkpoint(path: Path, *, trust: bool = False) -> Checkpoint:
+def open_checkpoint(
+    path: Path, *, trust: bool = False, expect: Expected | None = None
+) -> Checkpoint:
     """The checkpoint at ``path``, every part read and checked; PerfmodeError saying why not.
 
+    ``expect``: the model the checkpoint is for (the one the config builds); without it,
+    the sizes and shapes meta.json declares, within the config's limits.
     An old-format checkpoint comes back with ``state`` None unless ``trust`` is set.
     """
     path = Path(path)
     meta = read_meta(path)
     timesteps = meta["timesteps"]
+    expect = expect or expected_from_meta(meta)
     try:
         if (path / POLICY_FILE).exists():
-            state: TrainingState | None = read_state(path)
+            state: TrainingState | None = read_state(path, expect)
         elif (path / MODEL_FILE).exists():
-            check_zip(path / MODEL_FILE)
-            state = read_legacy(path) if trust else None
+            check_zip(path / MODEL_FILE, expect.optimizer_limit)
+            state = read_legacy(path, expect) if trust else None
+            if state is not None:
+                check_state(state, expect, path)
         else:
             raise DamagedCheckpoint(f"it has neither {POLICY_FILE} nor {MODEL_FILE}")
     except DamagedCheckpoint as e:
@@ -118,11 +128,12 @@ def open_checkpoint(path: Path, *, trust: bool = False) -> Checkpoint:
 def read_meta(path: Path) -> dict[str, Any]:
     """meta.json as a dict whose ``timesteps`` is a count matching the folder's name."""
     try:
-        meta = json.loads((path / META_FILE).read_bytes())
-    except (OSError, ValueError, RecursionError) as e:
-        raise PerfmodeError(f"checkpoint {path} is incomplete (meta.json: {e})") from None
-    if not isinstance(meta, dict):
-        raise PerfmodeError(f"checkpoint {path} is damaged (meta.json is not a JSON object)")
+        meta = read_json_object(path / META_FILE)
+    except DamagedCheckpoint as e:
+        missing = not (path / META_FILE).exists() and not (path / META_FILE).is_symlink()
+        raise PerfmodeError(
+            f"checkpoint {path} is {'incomplete' if missing else 'damaged'} ({e})"
+        ) from None
     steps = meta.get("timesteps")
     named = _NAME.match(path.name)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
@@ -136,14 +147,73 @@ def read_meta(path: Path) -> dict[str, Any]:
     for key, kind in (("config", dict), ("observation_shape", list), ("saved_at", str)):
         if key in meta and not isinstance(meta[key], kind):
             raise PerfmodeError(f"checkpoint {path} is damaged (meta.json {key} is malformed)")
+    try:
+        meta_net_arch(meta)
+        meta_observation_shape(meta)
+    except DamagedCheckpoint as e:
+        raise PerfmodeError(f"checkpoint {path} is damaged ({path / META_FILE}: {e})") from None
     return meta
 
 
-def valid_checkpoints(folder: Path, *, trust: bool = False) -> Iterator[Checkpoint]:
+def meta_sections(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """meta.json's config, each section a mapping (DamagedCheckpoint otherwise)."""
+    config = meta.get("config") or {}
+    if not isinstance(config, dict):
+        raise DamagedCheckpoint("config is not a mapping of sections")
+    for name, section in config.items():
+        if not isinstance(section, dict):
+            raise DamagedCheckpoint(f"config.{str(name)[:40]} is not a mapping")
+    return config
+
+
+def meta_net_arch(meta: dict[str, Any]) -> list[int] | None:
+    """The ppo.net_arch meta.json's config names, within the config's own limits."""
+    from perfmode.config.schema import PPOConfig
+    from perfmode.config.sections import from_mapping
+
+    arch = meta_sections(meta).get("ppo", {}).get("net_arch")
+    if arch is None:
+        return None
+    try:
+        return list(from_mapping(PPOConfig, {"net_arch": arch}, "ppo").net_arch)
+    except PerfmodeError as e:
+        raise DamagedCheckpoint(str(e).removeprefix("config: ")[:200]) from None
+
+
+def meta_observation_shape(meta: dict[str, Any]) -> tuple[int, ...] | None:
+    shape = meta.get("observation_shape")
+    if shape is None:
+        return None
+    if not (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 4
+        and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 10**6 for n in shape)
+        and math.prod(shape) <= 10**6
+    ):
+        raise DamagedCheckpoint(f"observation_shape {str(shape)[:40]} is not an observation's")
+    return tuple(shape)
+
+
+def expected_from_meta(meta: dict[str, Any]) -> Expected:
+    """What meta.json says the model is: sizes to cap the files by, before any is read."""
+    obs = meta_observation_shape(meta)
+    arch = meta_net_arch(meta)
+    levels = meta_sections(meta).get("env", {}).get("position_levels", 3)
+    n_obs = math.prod(obs) if obs else None
+    if n_obs and arch and isinstance(levels, int) and 3 <= levels <= 21:
+        weight_bytes = mlp_weight_bytes(n_obs, arch, levels)
+    else:
+        weight_bytes = max_weight_bytes(n_obs)
+    return Expected(None, weight_bytes, obs)
+
+
+def valid_checkpoints(
+    folder: Path, *, trust: bool = False, expect: Expected | None = None
+) -> Iterator[Checkpoint]:
     """Checkpoints that open, newest first; each damaged one is skipped with a warning."""
     for path in list_checkpoints(folder):
         try:
-            ckpt = open_checkpoint(path, trust=trust)
+            ckpt = open_checkpoint(path, trust=trust, expect=expect)
         except PerfmodeError as e:
             log.warning("⚠️  %s; falling back to the one before", e)
             continue
@@ -178,8 +248,8 @@ def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
     """Keep the newest ``keep`` checkpoints and every final one; remove the rest."""
     removed = []
     for path in list_checkpoints(folder)[keep:]:
-        with contextlib.suppress(OSError, ValueError, RecursionError):
-            meta = json.loads((path / META_FILE).read_bytes())
+        with contextlib.suppress(PerfmodeError):
+            meta = read_json_object(path / META_FILE)
             if isinstance(meta, dict) and meta.get("final") is True:
                 continue
         shutil.rmtree(path, ignore_errors=True)

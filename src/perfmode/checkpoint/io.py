@@ -7,11 +7,12 @@ A checkpoint folder holds, besides ``meta.json``:
     state.json            counters, RNG states, each env's episode, normalisation settings
     state.npz             the arrays: torch RNG, normalisation statistics, last observations
 
-The ``.pth`` files are read with ``torch.load(weights_only=True)`` and ``state.npz`` with
-``allow_pickle=False``, so a planted pickle is refused instead of run. Everything read is
-checked before the run touches it (RNG states are tried on fresh generators); a part that
-fails any check raises :class:`DamagedCheckpoint`, and the caller falls back to an older
-checkpoint. The names ``policy.pth`` / ``policy.optimizer.pth`` are SB3's own, so
+The files are read by :mod:`perfmode.checkpoint.files` (bounded, regular files only, the
+``.pth`` files with ``torch.load(weights_only=True)``, ``state.npz`` without pickles), and
+every tensor and array is checked by :mod:`perfmode.checkpoint.checks` against the model
+that will take it (:class:`Expected`) before the run touches it; RNG states are tried on
+fresh generators. A part that fails any check raises :class:`DamagedCheckpoint`, and the
+caller falls back to an older checkpoint. The names ``policy.pth`` / ``policy.optimizer.pth`` are SB3's own, so
 ``model.set_parameters({"policy": ..., "policy.optimizer": ...})`` takes them as they are.
 """
 
@@ -20,88 +21,68 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from perfmode.errors import PerfmodeError
+from perfmode.checkpoint.checks import (
+    Expected,
+    check_normalization,
+    check_optimizer,
+    check_policy,
+    first_non_finite,
+)
+from perfmode.checkpoint.data import (
+    Envs,
+    Normalization,
+    TrainingState,
+    from_data,
+    generator_from_state,
+    normalization,
+    python_rng_state,
+    to_data,
+)
+from perfmode.checkpoint.errors import DamagedCheckpoint
+from perfmode.checkpoint.files import (
+    MAX_JSON_BYTES,
+    load_torch_bytes,
+    load_torch_file,
+    read_json_object,
+    read_npz,
+)
+
+# Read and written here; defined beside the checks and the data form.
+__all__ = [
+    "DamagedCheckpoint",
+    "Envs",
+    "Expected",
+    "Normalization",
+    "TrainingState",
+    "generator_from_state",
+    "python_rng_state",
+]
 
 POLICY_FILE = "policy.pth"
 OPTIMIZER_FILE = "policy.optimizer.pth"
 STATE_FILE = "state.json"
 ARRAYS_FILE = "state.npz"
-FORMAT = 1
-# Only numpy's own bit generators are looked up by the name a file gives.
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-class DamagedCheckpoint(PerfmodeError):
-    """A part of a checkpoint is missing, truncated or not what it claims to be."""
-
-
-@dataclass
-class Normalization:
-    """VecNormalize's statistics and settings."""
-
-    obs_mean: np.ndarray
-    obs_var: np.ndarray
-    obs_count: float
-    ret_mean: np.ndarray
-    ret_var: np.ndarray
-    ret_count: float
-    returns: np.ndarray  # each env's discounted return so far
-    clip_obs: float
-    clip_reward: float
-    gamma: float
-    epsilon: float
-    norm_obs: bool
-    norm_reward: bool
-
-
-@dataclass
-class Envs:
-    """Where each env stands at a rollout boundary, and what the model last saw of it."""
-
-    generators: list[dict[str, Any]]  # each env's numpy Generator: bit_generator.state
-    episodes: list[dict[str, Any]] | None  # each env's get_state(), when it has one
-    monitor_returns: np.ndarray
-    monitor_lengths: np.ndarray
-    monitor_count: int
-    last_obs: np.ndarray
-    last_original_obs: np.ndarray | None
-    last_episode_starts: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return len(self.generators)
-
-
-@dataclass
-class TrainingState:
-    """Everything a run needs to go on exactly where it was; data only."""
-
-    policy: dict[str, Any]
-    optimizer: dict[str, Any]
-    num_timesteps: int
-    n_updates: int
-    python_rng: list[Any]  # random.getstate(), tuples as lists
-    numpy_rng: dict[str, Any]  # np.random.get_state(legacy=False)
-    torch_rng: np.ndarray
-    cuda_rng: list[np.ndarray]
-    envs: Envs | None
-    normalization: Normalization | None
-    episode_infos: list[dict[str, float]]  # SB3's ep_info_buffer: r, l, t
-
 
 # -- writing -------------------------------------------------------------------------
 
 
 def write_state(folder: Path, state: TrainingState) -> list[Path]:
-    """Write the four files into ``folder``; returns them (the caller fsyncs the folder)."""
-    doc, arrays = _to_data(state)
+    """Write the four files into ``folder``; returns them (the caller fsyncs the folder).
+
+    A state whose weights or optimizer hold NaN or infinity is refused before anything is
+    written: a poisoned checkpoint would be resumed from, and poison every run after it.
+    """
+    bad = first_non_finite(state.policy, state.optimizer)
+    if bad is not None:
+        raise DamagedCheckpoint(
+            f"not saving a checkpoint at {state.num_timesteps:,} steps: {bad} holds NaN or infinity"
+        )
+    doc, arrays = to_data(state)
     files = {
         POLICY_FILE: _torch_bytes(state.policy),
         OPTIMIZER_FILE: _torch_bytes(state.optimizer),
@@ -134,282 +115,68 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _to_data(s: TrainingState) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    numpy_rng = dict(s.numpy_rng)
-    key = np.asarray(numpy_rng["state"]["key"], dtype=np.uint32)
-    numpy_rng["state"] = {"pos": int(numpy_rng["state"]["pos"])}
-    arrays: dict[str, np.ndarray] = {"torch_rng": s.torch_rng, "numpy_key": key}
-    arrays.update({f"cuda_rng_{i}": a for i, a in enumerate(s.cuda_rng)})
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "num_timesteps": s.num_timesteps,
-        "n_updates": s.n_updates,
-        "rng": {"python": s.python_rng, "numpy": numpy_rng, "cuda_devices": len(s.cuda_rng)},
-        "episode_infos": s.episode_infos,
-        "envs": None,
-        "normalization": None,
-    }
-    if (e := s.envs) is not None:
-        doc["envs"] = {
-            "generators": e.generators,
-            "episodes": e.episodes,
-            "monitor_count": e.monitor_count,
-            "has_original_obs": e.last_original_obs is not None,
-        }
-        arrays.update(
-            monitor_returns=e.monitor_returns,
-            monitor_lengths=e.monitor_lengths,
-            last_obs=e.last_obs,
-            last_episode_starts=e.last_episode_starts,
-        )
-        if e.last_original_obs is not None:
-            arrays["last_original_obs"] = e.last_original_obs
-    if (n := s.normalization) is not None:
-        doc["normalization"] = {
-            k: getattr(n, k)
-            for k in (
-                "obs_count",
-                "ret_count",
-                "clip_obs",
-                "clip_reward",
-                "gamma",
-                "epsilon",
-                "norm_obs",
-                "norm_reward",
-            )
-        }
-        arrays.update(
-            obs_mean=n.obs_mean,
-            obs_var=n.obs_var,
-            ret_mean=n.ret_mean,
-            ret_var=n.ret_var,
-            returns=n.returns,
-        )
-    return doc, arrays
-
-
 # -- reading -------------------------------------------------------------------------
 
 
-def read_weights(path: Path) -> dict[str, Any]:
-    """A torch state dict from ``path`` without unpickling anything but tensors and plain data."""
-    return load_weights(_read(path), path)
+def read_weights(path: Path, expect: Expected) -> dict[str, Any]:
+    """A policy's weights from ``path``, each checked against ``expect`` (unpickling nothing
+    but tensors and plain data)."""
+    return _policy(load_torch_file(path, expect.policy_limit), expect, str(path))
 
 
-def load_weights(data: bytes, where: Path | str) -> dict[str, Any]:
-    import torch
+def load_weights(data: bytes, where: str, expect: Expected) -> dict[str, Any]:
+    """The same from bytes already read (a member of a Stable-Baselines3 zip)."""
+    return _policy(load_torch_bytes(data, where), expect, where)
 
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch reports a bad file with many types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            first = "it holds more than weights, and loading it would run code"
-        raise DamagedCheckpoint(f"{where}: not a torch state dict ({first})") from None
+
+def _policy(obj: Any, expect: Expected, where: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise DamagedCheckpoint(f"{where}: not a torch state dict (a {type(obj).__name__})")
+    check_policy(obj, expect, where)
     return obj
 
 
-def read_state(folder: Path) -> TrainingState:
-    """The training state in ``folder``, checked part by part; DamagedCheckpoint otherwise."""
-    import torch
+def check_state(state: TrainingState, expect: Expected, where: Path) -> None:
+    """The checks of :mod:`perfmode.checkpoint.checks` on a state read by any reader."""
+    check_policy(state.policy, expect, str(where / POLICY_FILE))
+    shapes = [tuple(t.shape) for t in state.policy.values()]
+    check_optimizer(state.optimizer, shapes, expect, str(where / OPTIMIZER_FILE))
+    if state.normalization is not None:
+        check_normalization(
+            state.normalization, expect.obs_shape, str(where / ARRAYS_FILE), str(where / STATE_FILE)
+        )
 
-    policy = read_weights(folder / POLICY_FILE)
-    if not policy or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in policy.items()
-    ):
-        raise DamagedCheckpoint(f"{folder / POLICY_FILE}: not a policy's weights")
-    optimizer = read_weights(folder / OPTIMIZER_FILE)
-    if not {"state", "param_groups"} <= set(optimizer):
-        raise DamagedCheckpoint(f"{folder / OPTIMIZER_FILE}: not an optimizer's state")
-    doc = _read_json(folder / STATE_FILE)
-    arrays = _read_npz(folder / ARRAYS_FILE)
+
+def read_state(folder: Path, expect: Expected) -> TrainingState:
+    """The training state in ``folder``, checked part by part; DamagedCheckpoint otherwise."""
+    policy = read_weights(folder / POLICY_FILE, expect)
+    optimizer = load_torch_file(folder / OPTIMIZER_FILE, expect.optimizer_limit)
+    doc = read_json_object(folder / STATE_FILE, MAX_JSON_BYTES)
+    arrays = read_npz(folder / ARRAYS_FILE, expect.array_limit)
     try:
-        return _from_data(doc, arrays, policy, optimizer)
+        state = from_data(doc, arrays, policy, optimizer)
     except DamagedCheckpoint:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise DamagedCheckpoint(
-            f"{folder / STATE_FILE}: not a training state ({type(e).__name__}: {e})"
+            f"{folder / STATE_FILE}: not a training state ({type(e).__name__}: {str(e)[:160]})"
         ) from None
-
-
-def read_normalization(folder: Path) -> Normalization | None:
-    """Only the normalisation statistics (all that evaluating a policy needs besides it)."""
-    doc = _read_json(folder / STATE_FILE)
-    arrays = _read_npz(folder / ARRAYS_FILE)
-    try:
-        return _normalization(doc["normalization"], arrays)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise DamagedCheckpoint(
-            f"{folder / STATE_FILE}: no readable normalisation statistics ({e})"
-        ) from None
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise DamagedCheckpoint(f"{path}: cannot read it ({e.strerror or e})") from None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(_read(path))
-    except (ValueError, RecursionError) as e:
-        raise DamagedCheckpoint(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise DamagedCheckpoint(f"{path}: not a JSON object")
-    return doc
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    data = _read(path)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}  # reading each checks its CRC
-    except Exception as e:  # zipfile and numpy report a bad file with many types
-        raise DamagedCheckpoint(f"{path}: not a readable .npz ({e})") from None
-
-
-def _from_data(
-    doc: dict[str, Any], a: dict[str, np.ndarray], policy: dict[str, Any], opt: dict[str, Any]
-) -> TrainingState:
-    if doc["format"] != FORMAT:
-        raise DamagedCheckpoint(
-            f"state.json has format {doc['format']!r}; this perfmode reads {FORMAT}"
-        )
-    rng = doc["rng"]
-    numpy_rng = dict(rng["numpy"])
-    numpy_rng["state"] = {
-        "key": _array(a, "numpy_key", np.uint32, (624,)),
-        "pos": rng["numpy"]["state"]["pos"],
-    }
-    state = TrainingState(
-        policy=policy,
-        optimizer=opt,
-        num_timesteps=_count(doc["num_timesteps"]),
-        n_updates=_count(doc["n_updates"]),
-        python_rng=rng["python"],
-        numpy_rng=numpy_rng,
-        torch_rng=_array(a, "torch_rng", np.uint8),
-        cuda_rng=[_array(a, f"cuda_rng_{i}", np.uint8) for i in range(_count(rng["cuda_devices"]))],
-        envs=_envs(doc["envs"], a),
-        normalization=_normalization(doc["normalization"], a),
-        episode_infos=[
-            {"r": float(ep["r"]), "l": _count(ep["l"]), "t": float(ep["t"])}
-            for ep in doc["episode_infos"]
-        ],
-    )
-    _try_rng(state)
+    check_state(state, expect, folder)
     return state
 
 
-def _envs(d: dict[str, Any] | None, a: dict[str, np.ndarray]) -> Envs | None:
-    if d is None:
-        return None
-    gens = list(d["generators"])
-    n = len(gens)
-    for g in gens:
-        generator_from_state(g)  # raises on anything numpy would not take
-    episodes = d["episodes"]
-    if episodes is not None and (
-        len(episodes) != n or not all(isinstance(ep, dict) for ep in episodes)
-    ):
-        raise ValueError("one episode state per env expected")
-    last_obs = _array(a, "last_obs", np.float32)
-    if last_obs.shape[:1] != (n,):
-        raise ValueError(f"last_obs has shape {last_obs.shape} for {n} envs")
-    return Envs(
-        generators=gens,
-        episodes=episodes,
-        monitor_returns=_array(a, "monitor_returns", np.float32, (n,)),
-        monitor_lengths=_array(a, "monitor_lengths", np.int32, (n,)),
-        monitor_count=_count(d["monitor_count"]),
-        last_obs=last_obs,
-        last_original_obs=_array(a, "last_original_obs", np.float32, last_obs.shape)
-        if d["has_original_obs"]
-        else None,
-        last_episode_starts=_array(a, "last_episode_starts", np.bool_, (n,)),
-    )
-
-
-def _normalization(d: dict[str, Any] | None, a: dict[str, np.ndarray]) -> Normalization | None:
-    if d is None:
-        return None
-    obs_mean = _array(a, "obs_mean", np.float64)
-    return Normalization(
-        obs_mean=obs_mean,
-        obs_var=_array(a, "obs_var", np.float64, obs_mean.shape),
-        obs_count=_number(d["obs_count"]),
-        ret_mean=_array(a, "ret_mean", np.float64, ()),
-        ret_var=_array(a, "ret_var", np.float64, ()),
-        ret_count=_number(d["ret_count"]),
-        returns=_array(a, "returns", np.float64),
-        clip_obs=_number(d["clip_obs"]),
-        clip_reward=_number(d["clip_reward"]),
-        gamma=_number(d["gamma"]),
-        epsilon=_number(d["epsilon"]),
-        norm_obs=_flag(d["norm_obs"]),
-        norm_reward=_flag(d["norm_reward"]),
-    )
-
-
-def _array(
-    a: dict[str, np.ndarray], name: str, dtype: Any, shape: tuple[int, ...] | None = None
-) -> np.ndarray:
-    if name not in a:
-        raise ValueError(f"state.npz has no {name!r}")
-    arr = a[name]
-    if arr.dtype != np.dtype(dtype) or (shape is not None and arr.shape != shape):
-        raise ValueError(f"state.npz {name!r} is {arr.dtype}{list(arr.shape)}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"state.npz {name!r} holds NaN or infinity")
-    return arr
-
-
-def _count(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise ValueError(f"{v!r} is not a count")
-    return v
-
-
-def _number(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-        raise ValueError(f"{v!r} is not a finite number")
-    return float(v)
-
-
-def _flag(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"{v!r} is not true or false")
-    return v
-
-
-def python_rng_state(saved: list[Any]) -> tuple[Any, ...]:
-    """``random.setstate``'s tuple from its JSON form (lists where it had tuples)."""
-    version, internal, gauss = saved
-    return (version, tuple(internal), gauss)
-
-
-def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """A numpy Generator continuing the stream ``bit_generator.state`` described."""
-    name = state["bit_generator"]
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"unknown bit generator {name!r}")
-    bitgen = getattr(np.random, name)()
-    bitgen.state = state
-    return np.random.Generator(bitgen)
-
-
-def _try_rng(s: TrainingState) -> None:
-    """Set each saved RNG state on a fresh generator: one that would fail later fails here."""
-    import torch
-
-    random.Random().setstate(python_rng_state(s.python_rng))
-    np.random.RandomState().set_state(s.numpy_rng)
+def read_normalization(folder: Path, expect: Expected) -> Normalization | None:
+    """Only the normalisation statistics (all that evaluating a policy needs besides it)."""
+    doc = read_json_object(folder / STATE_FILE, MAX_JSON_BYTES)
+    arrays = read_npz(folder / ARRAYS_FILE, expect.array_limit)
     try:
-        torch.Generator().set_state(torch.from_numpy(s.torch_rng.copy()))
-    except RuntimeError as e:
-        raise ValueError(f"torch RNG state: {e}") from None
+        n = normalization(doc["normalization"], arrays)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DamagedCheckpoint(
+            f"{folder / STATE_FILE}: no readable normalisation statistics ({str(e)[:160]})"
+        ) from None
+    if n is not None:
+        check_normalization(
+            n, expect.obs_shape, str(folder / ARRAYS_FILE), str(folder / STATE_FILE)
+        )
+    return n

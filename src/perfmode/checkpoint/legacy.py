@@ -9,7 +9,6 @@ checkpoint is written in the new format.
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from perfmode.base.smallfile import human_bytes
+from perfmode.checkpoint.files import MAX_JSON_BYTES, parse_json
 from perfmode.checkpoint.io import (
     DamagedCheckpoint,
     Envs,
+    Expected,
     Normalization,
     TrainingState,
     load_weights,
@@ -30,14 +32,24 @@ VECNORM_FILE = "vecnormalize.pkl"
 RNG_FILE = "rng.pkl"
 
 
-def check_zip(path: Path) -> set[str]:
-    """The names in an SB3 zip whose every member passes its CRC check."""
+def check_zip(path: Path, limit: int) -> set[str]:
+    """The names in an SB3 zip whose every member passes its CRC check.
+
+    Each member's size is taken from its header first: none may inflate past ``limit``
+    (what the model's weights and optimizer state take), so a zip bomb is refused unread.
+    """
     try:
         with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.file_size > limit:
+                    raise DamagedCheckpoint(
+                        f"{path}: {info.filename[:60]} would inflate to "
+                        f"{human_bytes(info.file_size)}, more than this model needs"
+                    )
             bad = z.testzip()
             names = set(z.namelist())
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise DamagedCheckpoint(f"{path} is damaged ({e})") from None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as e:
+        raise DamagedCheckpoint(f"{path} is damaged ({str(e)[:160]})") from None
     if bad is not None:
         raise DamagedCheckpoint(f"{path} is damaged ({bad} fails its CRC check)")
     if "policy.pth" not in names:
@@ -45,33 +57,41 @@ def check_zip(path: Path) -> set[str]:
     return names
 
 
-def zip_member(path: Path, name: str) -> bytes:
+def zip_member(path: Path, name: str, limit: int) -> bytes:
+    """One member of a zip, refused unread if its header says it inflates past ``limit``."""
     try:
         with zipfile.ZipFile(path) as z:
+            size = z.getinfo(name).file_size
+            if size > limit:
+                raise DamagedCheckpoint(
+                    f"{path}: {name} would inflate to {human_bytes(size)}, more than the "
+                    f"{human_bytes(limit)} it may take"
+                )
             return z.read(name)
     except (OSError, KeyError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise DamagedCheckpoint(f"{path}: cannot read {name} ({e})") from None
+        raise DamagedCheckpoint(f"{path}: cannot read {name} ({str(e)[:160]})") from None
 
 
 def zip_data(path: Path) -> dict[str, Any]:
     """The zip's ``data`` as plain JSON; serialized (pickled) entries are left as they are."""
-    try:
-        doc = json.loads(zip_member(path, "data"))
-    except (ValueError, RecursionError) as e:
-        raise DamagedCheckpoint(f"{path}: its data is not JSON ({e})") from None
+    doc = parse_json(zip_member(path, "data", MAX_JSON_BYTES), f"{path}:data")
     if not isinstance(doc, dict):
         raise DamagedCheckpoint(f"{path}: its data is not a JSON object")
     return doc
 
 
-def read_legacy(folder: Path) -> TrainingState:
+def read_legacy(folder: Path, expect: Expected) -> TrainingState:
     """An old checkpoint as a TrainingState. Unpickles rng.pkl and vecnormalize.pkl: trust first."""
+    from perfmode.checkpoint.files import load_torch_bytes
+
     model = folder / MODEL_FILE
-    check_zip(model)
+    check_zip(model, expect.optimizer_limit)
     data = zip_data(model)
-    policy = load_weights(zip_member(model, "policy.pth"), f"{model}:policy.pth")
-    optimizer = load_weights(
-        zip_member(model, "policy.optimizer.pth"), f"{model}:policy.optimizer.pth"
+    where = f"{model}:policy.pth"
+    policy = load_weights(zip_member(model, "policy.pth", expect.policy_limit), where, expect)
+    optimizer = load_torch_bytes(
+        zip_member(model, "policy.optimizer.pth", expect.optimizer_limit),
+        f"{model}:policy.optimizer.pth",
     )
     rng = _unpickle(folder / RNG_FILE)
     vecnorm = folder / VECNORM_FILE

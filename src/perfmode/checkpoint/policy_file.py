@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from perfmode.checkpoint.io import DamagedCheckpoint, load_weights, read_weights
+from perfmode.checkpoint.io import DamagedCheckpoint, Expected, load_weights, read_weights
 from perfmode.checkpoint.legacy import check_zip, zip_data, zip_member
 from perfmode.errors import PerfmodeError
 
@@ -23,26 +23,29 @@ _ACTIVATIONS = ("Tanh", "ReLU", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "
 _LAYER = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight$")
 
 
-def zip_weights(path: Path) -> tuple[dict[str, Any], str]:
+def zip_weights(path: Path, expect: Expected) -> tuple[dict[str, Any], str]:
     """The policy weights in an SB3 zip and its activation function's name."""
     try:
-        check_zip(path)
-        weights = load_weights(zip_member(path, "policy.pth"), f"{path}:policy.pth")
+        check_zip(path, expect.optimizer_limit)
+        where = f"{path}:policy.pth"
+        weights = load_weights(zip_member(path, "policy.pth", expect.policy_limit), where, expect)
         activation = _activation(zip_data(path).get("policy_kwargs"))
     except DamagedCheckpoint as e:
         raise PerfmodeError(f"cannot load it as a Stable-Baselines3 PPO model: {e}") from None
     return weights, activation
 
 
-def folder_weights(folder: Path) -> dict[str, Any]:
-    try:
-        return read_weights(folder / "policy.pth")
-    except DamagedCheckpoint as e:
-        raise PerfmodeError(str(e)) from None
+def folder_weights(folder: Path, expect: Expected) -> dict[str, Any]:
+    return read_weights(folder / "policy.pth", expect)
 
 
 def build_policy(weights: dict[str, Any], activation: str = "Tanh") -> Any:
-    """An ActorCriticPolicy shaped by ``weights`` (which it then holds), on the CPU."""
+    """An ActorCriticPolicy shaped by ``weights`` (which it then holds), on the CPU.
+
+    The weights have been checked (dense float32, finite, no larger than ``Expected``
+    allows); the layer sizes are checked against the config's limits here, before a
+    network of them is allocated.
+    """
     import numpy as np
     import torch
     from gymnasium import spaces
@@ -61,10 +64,11 @@ def build_policy(weights: dict[str, Any], activation: str = "Tanh") -> Any:
             action,
         )
         n_obs, n_actions = int(first.shape[1]), int(action.shape[0])
-    except (KeyError, AttributeError, IndexError, TypeError) as e:
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError) as e:
         raise PerfmodeError(
-            f"its weights are not an MLP actor-critic with discrete actions ({e!r})"
+            f"its weights are not an MLP actor-critic with discrete actions ({e!r:.120})"
         ) from None
+    _check_sizes(pi, vf)
     obs_space = spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
     policy = ActorCriticPolicy(
         obs_space,
@@ -81,6 +85,20 @@ def build_policy(weights: dict[str, Any], activation: str = "Tanh") -> Any:
         ) from None
     policy.set_training_mode(False)
     return policy
+
+
+def _check_sizes(pi: list[int], vf: list[int]) -> None:
+    from perfmode.config.schema import PPOConfig
+    from perfmode.config.sections import from_mapping
+
+    for arch in (pi, vf):
+        if arch:
+            try:
+                from_mapping(PPOConfig, {"net_arch": arch}, "ppo")
+            except PerfmodeError as e:
+                raise PerfmodeError(
+                    f"its layers are beyond what perfmode trains ({str(e).removeprefix('config: ')[:160]})"
+                ) from None
 
 
 def _activation(kwargs: Any) -> str:

@@ -112,7 +112,8 @@ def restore(state: TrainingState, model: Any, venv: Any, *, continue_episodes: b
     """
     try:
         model.policy.load_state_dict(state.policy)
-        model.policy.optimizer.load_state_dict(state.optimizer)
+        # Copies: the loaded tensors may map the checkpoint's file, which pruning removes.
+        model.policy.optimizer.load_state_dict(_copied(state.optimizer))
     except (RuntimeError, ValueError, KeyError) as e:
         raise DamagedCheckpoint(
             f"the saved weights do not fit the network this config builds ({str(e).splitlines()[0]})"
@@ -151,6 +152,17 @@ def restore(state: TrainingState, model: Any, venv: Any, *, continue_episodes: b
         if isinstance(venv, VecNormalize):
             model._last_original_obs = venv.get_original_obs()
     _restore_global_rng(state)
+
+
+def _copied(optimizer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "state": {k: {n: _clone(t) for n, t in s.items()} for k, s in optimizer["state"].items()},
+        "param_groups": optimizer["param_groups"],
+    }
+
+
+def _clone(t: Any) -> Any:
+    return t.clone() if isinstance(t, torch.Tensor) else t
 
 
 def _continue_episodes(envs: Envs, model: Any, venv: Any) -> None:

@@ -10,8 +10,10 @@ with no costs, so its total return is exactly ``last close / first close - 1``.
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+import os
+import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +23,11 @@ from typing import Any
 import numpy as np
 
 from perfmode.base.home import Home
+from perfmode.base.smallfile import kind_of
 from perfmode.checkpoint import folders as checkpoints
-from perfmode.checkpoint.folders import META_FILE
+from perfmode.checkpoint.checks import Expected, max_weight_bytes, mlp_weight_bytes
+from perfmode.checkpoint.files import read_json_object
+from perfmode.checkpoint.folders import META_FILE, meta_net_arch, meta_sections
 from perfmode.checkpoint.io import POLICY_FILE, DamagedCheckpoint, Normalization, read_normalization
 from perfmode.checkpoint.legacy import MODEL_FILE, VECNORM_FILE
 from perfmode.config.sections import from_mapping
@@ -131,9 +136,10 @@ def evaluate_checkpoint(
             log.warning("using the env config saved with the checkpoint; --config is ignored")
         cfg = meta_cfg
     cfg = _reading(cfg or EnvConfig(), symbol, date_format)
+    _check_data_path(data if data is not None else cfg.data)
     market = _load(cfg, data)  # before _load_policy imports torch: a bad file fails at once
     env = _test_env(market, cfg)
-    act = _load_policy(path, env, trust)
+    act = _load_policy(path, env, trust, _saved_net_arch(path))
     trace = run_policy(env, act)
     label = f"policy ({Path(path).name})"
     return _report(f"checkpoint {path}", trace, market, cfg, plot, label)
@@ -207,17 +213,47 @@ def _checkpoint_files(path: Path) -> EnvConfig | None:
                 "checkpoint folder, a model .zip, or 'latest'"
             )
         return None
-    if not (path / POLICY_FILE).is_file() and not (path / MODEL_FILE).is_file():
+    if not (path / POLICY_FILE).exists() and not (path / MODEL_FILE).is_file():
         raise UsageError(f"checkpoint folder {path} has no {POLICY_FILE} (nor an old {MODEL_FILE})")
-    meta = path / META_FILE
-    return _meta_env_config(meta) if meta.is_file() else None
+    return _meta_env_config(path)
 
 
-def _meta_env_config(meta: Path) -> EnvConfig | None:
+def _check_data_path(source: str) -> None:
+    """A data path read from a checkpoint's meta.json can name anything: a FIFO would block."""
+    if source == "synthetic":
+        return
     try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise PerfmodeError(f"{meta}: cannot read it as JSON ({e})") from None
+        mode = os.stat(Path(source).expanduser()).st_mode
+    except OSError:
+        return  # missing or unreadable: load_market says so
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UsageError(f"data file {source} is {kind_of(mode)}, not a regular file")
+
+
+def _read_meta(path: Path) -> dict | None:
+    """meta.json of a checkpoint folder (bounded, regular file, not nested deep), if any."""
+    meta = path / META_FILE
+    if not path.is_dir() or not (meta.exists() or meta.is_symlink()):
+        return None
+    try:
+        doc = read_json_object(meta)
+        if isinstance(doc.get("config"), dict):
+            meta_sections(doc)
+            meta_net_arch(doc)
+    except DamagedCheckpoint as e:
+        message = str(e) if str(e).startswith(str(meta)) else f"{meta}: {e}"
+        raise PerfmodeError(message) from None
+    return doc
+
+
+def _saved_net_arch(path: Path) -> list[int] | None:
+    doc = _read_meta(path)
+    return meta_net_arch(doc) if doc and isinstance(doc.get("config"), dict) else None
+
+
+def _meta_env_config(path: Path) -> EnvConfig | None:
+    meta = path / META_FILE
+    doc = _read_meta(path)
     config = doc.get("config") if isinstance(doc, dict) else None
     section = config.get("env") if isinstance(config, dict) else None
     if section is None:
@@ -228,12 +264,25 @@ def _meta_env_config(meta: Path) -> EnvConfig | None:
         raise UsageError(f"{meta}: {e}") from None
 
 
-def _load_policy(path: Path, env: TradingEnv, trust: bool) -> Callable[[np.ndarray], int]:
+def _expected(env: TradingEnv, net_arch: list[int] | None) -> Expected:
+    """What the policy for ``env`` may be: meta.json's net_arch, else the config's limits."""
+    shape = tuple(env.observation_space.shape)
+    n_obs, n_actions = math.prod(shape), int(env.action_space.n)
+    if net_arch:
+        weight_bytes = mlp_weight_bytes(n_obs, net_arch, n_actions)
+    else:
+        weight_bytes = max_weight_bytes(n_obs, n_actions)
+    return Expected(None, weight_bytes, shape)
+
+
+def _load_policy(
+    path: Path, env: TradingEnv, trust: bool, net_arch: list[int] | None = None
+) -> Callable[[np.ndarray], int]:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from perfmode.checkpoint.state import normalizer_for
 
-    policy, norm = _read_policy(path, trust)
+    policy, norm = _read_policy(path, trust, _expected(env, net_arch))
     want, got = env.observation_space, policy.observation_space
     if getattr(got, "shape", None) != want.shape:
         raise PerfmodeError(
@@ -261,14 +310,14 @@ def _load_policy(path: Path, env: TradingEnv, trust: bool) -> Callable[[np.ndarr
     return act
 
 
-def _read_policy(path: Path, trust: bool) -> tuple[Any, Normalization | None]:
+def _read_policy(path: Path, trust: bool, expect: Expected) -> tuple[Any, Normalization | None]:
     """The policy (anything with ``predict``) and the normalisation statistics at ``path``."""
     from perfmode.checkpoint.policy_file import build_policy, folder_weights, zip_weights
 
-    if path.is_dir() and (path / POLICY_FILE).is_file():
-        policy = _built(path, lambda: build_policy(folder_weights(path)))
+    if path.is_dir() and (path / POLICY_FILE).exists():
+        policy = _built(path, lambda: build_policy(folder_weights(path, expect)))
         try:
-            return policy, read_normalization(path)
+            return policy, read_normalization(path, expect)
         except DamagedCheckpoint as e:
             raise PerfmodeError(str(e)) from None
     model = path / MODEL_FILE if path.is_dir() else path
@@ -281,12 +330,14 @@ def _read_policy(path: Path, trust: bool) -> tuple[Any, Normalization | None]:
             f"{vecnorm} is a pickle (a checkpoint from an older perfmode), which runs code "
             "when loaded; if you made it yourself, add --trust-checkpoint"
         )
-    return _built(model, lambda: build_policy(*zip_weights(model))), None
+    return _built(model, lambda: build_policy(*zip_weights(model, expect))), None
 
 
 def _built(path: Path, build: Callable[[], Any]) -> Any:
     try:
         return build()
+    except DamagedCheckpoint as e:  # it names the file; trusting it would not mend it
+        raise PerfmodeError(str(e)) from None
     except PerfmodeError as e:
         raise PerfmodeError(
             f"{path}: {e}; if you trust the file, `--trust-checkpoint` loads it the "

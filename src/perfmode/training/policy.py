@@ -28,6 +28,8 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
+from perfmode.checkpoint.checks import Expected, expected_of
+
 Layer = Callable[[torch.Tensor], torch.Tensor]
 _ACTIVATIONS: dict[type[nn.Module], Layer] = {
     nn.Tanh: torch.tanh,
@@ -130,3 +132,13 @@ class LeanMlpPolicy(ActorCriticPolicy):
     def _log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         # Categorical.log_prob(): gather the chosen action's normalised logit.
         return logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def expected_model(obs_space: Any, action_space: Any, policy_kwargs: dict[str, Any]) -> Expected:
+    """The policy and optimizer a config builds, as a checkpoint's checks compare them.
+
+    Built on the side before the run's model: torch's random stream is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        policy = LeanMlpPolicy(obs_space, action_space, lambda _: 0.0, **policy_kwargs)
+    return expected_of(policy, tuple(obs_space.shape))

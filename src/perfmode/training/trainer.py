@@ -25,9 +25,11 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 from perfmode.base.home import Home
 from perfmode.checkpoint.folders import (
     Checkpoint,
+    list_checkpoints,
+    open_checkpoint,
+    read_meta,
     remove_stale_writes,
     untrusted_refusal,
-    valid_checkpoints,
 )
 from perfmode.checkpoint.io import DamagedCheckpoint
 from perfmode.checkpoint.state import restore
@@ -36,7 +38,7 @@ from perfmode.env import Market, TradingEnv, load_market
 from perfmode.env.vec_env import TradingVecEnv, TrainingVecNormalize
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.status.file import read_json_object
-from perfmode.training.policy import LeanMlpPolicy
+from perfmode.training.policy import LeanMlpPolicy, expected_model
 from perfmode.training.session import GovernedPPO, TrainingSession, TrainResult
 
 log = logging.getLogger("perfmode.train")
@@ -170,9 +172,11 @@ def _resume_or_start(
     trust: bool,
 ) -> tuple[Checkpoint | None, Any, GovernedPPO]:
     """The newest checkpoint that restores, its envs and model; or a new model."""
-    for ckpt in [] if fresh else valid_checkpoints(home.checkpoints_dir(run), trust=trust):
-        if ckpt.state is None:
-            raise untrusted_refusal(ckpt)
+    folder = home.checkpoints_dir(run)
+    probe = TradingEnv(market.train, config.env)
+    # Every tensor of a checkpoint is checked against the model this config builds.
+    expect = expected_model(probe.observation_space, probe.action_space, policy_kwargs(config))
+    for ckpt in [] if fresh else _openable(folder, trust, expect, config):
         venv = build_vec_env(config, market, ckpt)
         try:
             model = load_model(ckpt, venv, config, device, home, run, market)
@@ -190,8 +194,33 @@ def _resume_or_start(
                 ckpt.path.name,
             )
         return ckpt, venv, model
+    if not fresh and list_checkpoints(folder):
+        log.warning("⚠️  no checkpoint of run %r could be used; starting afresh", run)
     venv = build_vec_env(config, market)
     return None, venv, new_model(venv, config, device, home, run)
+
+
+def _openable(folder: Path, trust: bool, expect: Any, config: Config) -> Iterator[Checkpoint]:
+    """The checkpoints that open, newest first, each damaged one skipped with one line.
+
+    One the config cannot take (another network or observation shape) is refused first, by
+    what its meta.json says: that is a choice to make, not damage to skip.
+    """
+    for path in list_checkpoints(folder):
+        try:
+            meta = read_meta(path)
+            _check_resumable(
+                Checkpoint(path, meta["timesteps"], meta, None), list(expect.obs_shape), config
+            )
+            ckpt = open_checkpoint(path, trust=trust, expect=expect)
+        except UsageError:
+            raise
+        except PerfmodeError as e:
+            log.warning("⚠️  %s; falling back to the one before", e)
+            continue
+        if ckpt.state is None:
+            raise untrusted_refusal(ckpt)
+        yield ckpt
 
 
 def _lower_priority(nice: int) -> None:
