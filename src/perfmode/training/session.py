@@ -38,6 +38,7 @@ from perfmode.settings.store import SettingsStore, utc_now
 from perfmode.status.file import trainer_pids
 from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress
+from perfmode.training import guard
 from perfmode.training.fastppo import LeanPPO
 
 log = logging.getLogger("perfmode.train")
@@ -317,6 +318,22 @@ class TrainingSession:
         )
         self.status.maybe_write(force=True)
 
+    def handle_nonfinite(self, error: PerfmodeError) -> PerfmodeError:
+        """A non-finite update, undone: nothing is saved, the last checkpoint stays the newest."""
+        self.status.update(state="failed")
+        with contextlib.suppress(OSError):
+            self.status.write()
+        last = self.last_checkpoint
+        kept = (
+            f"the last good checkpoint, {last.path.name} ({last.timesteps:,} steps), is kept"
+            if last
+            else "no checkpoint was written"
+        )
+        return PerfmodeError(
+            f"{error}; {kept}. Check the data for extreme prices or lower ppo.learning_rate, "
+            "then run `perfmode train` again to resume"
+        )
+
     def _fatal_oom(self, batch: int) -> None:
         ckpt = self.save()
         self.status.update(state="failed")
@@ -336,18 +353,33 @@ class GovernedPPO(LeanPPO):
     """
 
     oom_handler: Any = None
+    nonfinite_handler: Any = None
+    """Called with the NonFiniteUpdate before it is raised (the session marks the run failed)."""
 
     def train(self) -> None:
+        saved = guard.snapshot(self)
         while True:
             try:
-                return super().train()
+                super().train()
+                break
             except torch.OutOfMemoryError:
                 if self.oom_handler is None:
                     raise
                 self.oom_handler()
+        # Once per update, after it: the fast path's minibatch loop stays as it was.
+        bad = guard.problem(self)
+        if bad is not None:
+            guard.undo(self, saved)
+            error = guard.NonFiniteUpdate(
+                f"the update at {self.num_timesteps:,} steps gave NaN or infinity ({bad}); "
+                "it was undone and training stopped"
+            )
+            if self.nonfinite_handler is not None:
+                error = self.nonfinite_handler(error)
+            raise error
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "oom_handler"]
+        return [*super()._excluded_save_params(), "oom_handler", "nonfinite_handler"]
 
 
 class _SessionCallback(BaseCallback):

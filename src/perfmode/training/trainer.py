@@ -115,6 +115,7 @@ def train(
             config, home, run, model, venv, market, device, resume, progress_bar=progress_bar
         )
         model.oom_handler = session.handle_oom
+        model.nonfinite_handler = session.handle_nonfinite
         with session.stop.installed():  # through finish(): a stop while it saves changes nothing
             try:
                 with session.progress:
