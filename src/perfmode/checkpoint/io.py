@@ -32,6 +32,7 @@ from perfmode.checkpoint.checks import (
     check_optimizer,
     check_policy,
     first_non_finite,
+    max_weight_bytes,
 )
 from perfmode.checkpoint.data import (
     Envs,
@@ -118,9 +119,10 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 # -- reading -------------------------------------------------------------------------
 
 
-def read_weights(path: Path, expect: Expected) -> dict[str, Any]:
+def read_weights(path: Path, expect: Expected | None = None) -> dict[str, Any]:
     """A policy's weights from ``path``, each checked against ``expect`` (unpickling nothing
-    but tensors and plain data)."""
+    but tensors and plain data); without it, any MLP within the config's limits."""
+    expect = expect or Expected(None, max_weight_bytes(None))
     return _policy(load_torch_file(path, expect.policy_limit), expect, str(path))
 
 
