@@ -362,3 +362,27 @@ def test_the_unplanted_checkpoint_evaluates_and_resumes(run: tuple[Home, Config,
     )
     assert res.exit_code == 0, res.output
     assert train(cfg.with_overrides(total_timesteps=384), home).resumed_from == 256
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [policy_expanded_huge, policy_expanded_layer, policy_nan, policy_wrong_dtype],
+    ids=lambda p: p.__name__,
+)
+def test_evaluate_refuses_the_same_tensors_in_a_shared_sb3_zip(
+    run: tuple[Home, Config, Path], plant: Callable[[Path], str], tmp_path: Path
+) -> None:
+    home, _, newest = run
+    plant(newest)
+    model = tmp_path / "shared.zip"
+    with zipfile.ZipFile(model, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data", "{}")
+        for name in ("policy.pth", "policy.optimizer.pth"):
+            z.write(newest / name, name)
+    res = CliRunner().invoke(
+        app, ["evaluate", "--checkpoint", str(model), "--home", str(home.root)]
+    )
+    assert res.exit_code == 1, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "policy.pth" in errors[0] and len(errors[0]) < 400, res.output

@@ -31,7 +31,10 @@ def zip_weights(path: Path, expect: Expected) -> tuple[dict[str, Any], str]:
         weights = load_weights(zip_member(path, "policy.pth", expect.policy_limit), where, expect)
         activation = _activation(zip_data(path).get("policy_kwargs"))
     except DamagedCheckpoint as e:
-        raise PerfmodeError(f"cannot load it as a Stable-Baselines3 PPO model: {e}") from None
+        reason = str(e).removeprefix(f"{path}:").removeprefix(f"{path} ").strip()
+        raise DamagedCheckpoint(
+            f"cannot load it as a Stable-Baselines3 PPO model: {reason}"
+        ) from None
     return weights, activation
 
 

@@ -336,8 +336,9 @@ def _read_policy(path: Path, trust: bool, expect: Expected) -> tuple[Any, Normal
 def _built(path: Path, build: Callable[[], Any]) -> Any:
     try:
         return build()
-    except DamagedCheckpoint as e:  # it names the file; trusting it would not mend it
-        raise PerfmodeError(str(e)) from None
+    except DamagedCheckpoint as e:  # trusting the file would not mend it
+        message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+        raise PerfmodeError(message) from None
     except PerfmodeError as e:
         raise PerfmodeError(
             f"{path}: {e}; if you trust the file, `--trust-checkpoint` loads it the "
