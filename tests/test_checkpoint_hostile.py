@@ -119,6 +119,7 @@ def npz_bomb(folder: Path) -> str:
 def npz_header_lies(folder: Path) -> str:
     """A tiny member whose header claims 10^9 float64 values."""
     arrays = _arrays(folder)
+    del arrays["obs_var"]
     np.savez(folder / "state.npz", **arrays)
     with zipfile.ZipFile(folder / "state.npz", "a") as z:
         header = io.BytesIO()
