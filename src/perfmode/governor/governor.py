@@ -45,6 +45,13 @@ from perfmode.settings.store import (
     format_time,
     utc_now,
 )
+from perfmode.status.model import (
+    IdleSection,
+    KnobsSection,
+    LoadSection,
+    ModeSection,
+    TrainerStatus,
+)
 
 log = logging.getLogger("perfmode.train")
 
@@ -317,30 +324,42 @@ class Governor:
         self.batch_cap = cap
         self.knobs = replace(self.knobs, batch_size=min(self.knobs.batch_size, cap))
 
-    def status_fields(self) -> dict[str, Any]:
-        k = self.knobs
-        return {
-            "requested_mode": self.settings.mode.value,
-            "applied_mode": k.mode.value,
-            "mode_reason": self.reason or self.decision.reason,
-            "paused_since": format_time(self.paused_since) if self.paused_since else None,
-            "input_idle_s": self.idle.reading if self.idle.source_name else None,
-            "input_idle_source": self.idle.source_name,
-            "input_idle_unknown": self.idle.unknown,
-            "applied_at": format_time(self.applied_at),
-            "applied_during": self.applied_during,
-            "batch_size": k.batch_size,
-            "n_epochs": k.n_epochs,
-            "torch_threads": self.threads.current,
-            "threads": self.threads.status(),
-            "foreign_cpu": self.load.reading.foreign_cores if self.load.reading else None,
-            "other_trainers_cpu": self.load.reading.trainer_cores if self.load.reading else None,
-            "cpu_share": k.cpu_share,
-            "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
-            "gpu": self.gpu.status(),
-            "batch_cap": self.batch_cap,
-            "settings_problem": self.settings.problem,
-        }
+    def report(self, into: TrainerStatus) -> None:
+        """Its sections of the trainer's status: mode, knobs, idle, load, threads, GPU."""
+        k, load = self.knobs, self.load.reading
+        into.mode = ModeSection(
+            requested_mode=self.settings.mode.value,
+            applied_mode=k.mode.value,
+            mode_reason=self.mode_reason,
+            paused_since=format_time(self.paused_since) if self.paused_since else None,
+            applied_at=format_time(self.applied_at),
+            applied_during=self.applied_during,
+            settings_problem=self.settings.problem,
+        )
+        into.knobs = KnobsSection(
+            batch_size=k.batch_size,
+            n_epochs=k.n_epochs,
+            torch_threads=self.threads.current,
+            cpu_share=k.cpu_share,
+            cuda_memory_fraction=k.cuda_memory_fraction if self.device == "cuda" else None,
+            batch_cap=self.batch_cap,
+        )
+        into.idle = IdleSection(
+            input_idle_s=self.idle.reading if self.idle.source_name else None,
+            input_idle_source=self.idle.source_name,
+            input_idle_unknown=self.idle.unknown,
+        )
+        into.load = LoadSection(
+            foreign_cpu=load.foreign_cores if load else None,
+            other_trainers_cpu=load.trainer_cores if load else None,
+        )
+        into.threads = self.threads.status()
+        into.gpu = self.gpu.status()
+
+    @property
+    def mode_reason(self) -> str:
+        """Why the applied mode: the GPU guard's reason, else the decision's."""
+        return self.reason or self.decision.reason
 
     def _apply_now(self, k: Knobs) -> None:
         import torch

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from perfmode.governor.load import LoadSensor
+from perfmode.status.model import ThreadsStatus
 
 log = logging.getLogger("perfmode.train")
 
@@ -259,17 +260,17 @@ class ThreadPolicy:
             self.chooser.on_cycle(self._spent["rollout"], self._spent["update"], self.free)
         )
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> ThreadsStatus:
         if self.fixed is not None:
-            return {"choice": "profile", "rollout": self.fixed, "update": self.fixed}
+            return ThreadsStatus(choice="profile", rollout=self.fixed, update=self.fixed)
         plan = self.chooser.plan
-        return {
-            "choice": self.chooser.state,
-            "rollout": plan.rollout,
-            "update": plan.update,
-            "free_cores": self.free,
-            "reason": plan.reason,
-        }
+        return ThreadsStatus(
+            choice=self.chooser.state,
+            rollout=plan.rollout,
+            update=plan.update,
+            free_cores=self.free,
+            reason=plan.reason,
+        )
 
     def _report(self, plan: ThreadPlan | None) -> bool:
         if plan is None:

@@ -36,6 +36,13 @@ from perfmode.errors import PerfmodeError
 from perfmode.governor.governor import Governor, fit_batch
 from perfmode.settings.store import SettingsStore, utc_now
 from perfmode.status.file import trainer_pids
+from perfmode.status.model import (
+    CheckpointSection,
+    OomEvent,
+    ProgressSection,
+    RunSection,
+    TrainerStatus,
+)
 from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress
 from perfmode.training.fastppo import LeanPPO
@@ -97,22 +104,22 @@ class TrainingSession:
         self.stop = StopRequest()
         self.ckpt_dir = home.checkpoints_dir(run)
         self.last_checkpoint = resumed_from
+        last = self.last_checkpoint
         self.status = StatusFile(
             home.status_file(run),
-            {
-                "run": run,
-                "state": "training",
-                "device": device,
-                "started_at": utc_now().isoformat(),
-                "timesteps": model.num_timesteps,
-                "total_timesteps": config.training.total_timesteps,
-                "fps": None,
-                "last_checkpoint": str(self.last_checkpoint.path) if self.last_checkpoint else None,
-                "last_checkpoint_timesteps": self.last_checkpoint.timesteps
-                if self.last_checkpoint
-                else None,
-                "oom_events": [],
-            },
+            TrainerStatus(
+                run=RunSection(
+                    run=run, state="training", device=device, started_at=utc_now().isoformat()
+                ),
+                progress=ProgressSection(
+                    timesteps=model.num_timesteps,
+                    total_timesteps=config.training.total_timesteps,
+                ),
+                checkpoint=CheckpointSection(
+                    last_checkpoint=str(last.path) if last else None,
+                    last_checkpoint_timesteps=last.timesteps if last else None,
+                ),
+            ),
         )
         self.governor = Governor(
             SettingsStore(home.settings),
@@ -153,10 +160,11 @@ class TrainingSession:
     # -- called by the callback ------------------------------------------------------
 
     def _on_poll(self) -> None:
-        fields = self.governor.status_fields()
+        s = self.status.status
+        self.governor.report(s)
         self.progress.update(self.model.num_timesteps, self.governor.knobs.mode.value)
-        state = "paused" if fields["paused_since"] else "training"
-        self.status.update(timesteps=self.model.num_timesteps, state=state, **fields)
+        s.run.state = "paused" if s.mode.paused_since else "training"
+        s.progress.timesteps = self.model.num_timesteps
         self.status.maybe_write()
 
     def at_pause(self) -> None:
@@ -189,13 +197,14 @@ class TrainingSession:
         if self._update_clock is not None and steps > self._update_clock[1]:
             t0, s0 = self._update_clock
             fps = round((steps - s0) / max(now - t0, 1e-9), 1)
-            self.status.update(fps=fps, **self.progress.status_fields())
+            self.status.status.progress.fps = fps
+            self.progress.report(self.status.status.progress)
             self.metrics.append(
                 {
                     "time": utc_now().isoformat(timespec="seconds"),
                     "timesteps": steps,
                     "mode": self._update_mode or self.governor.knobs.mode.value,
-                    "mode_reason": self.governor.status_fields()["mode_reason"],
+                    "mode_reason": self.governor.mode_reason,
                     "batch_size": self.model.batch_size,
                     "n_epochs": self.model.n_epochs,
                     "fps": fps,
@@ -205,7 +214,7 @@ class TrainingSession:
                 }
             )
         self._update_clock = (now, steps)
-        self.status.update(timesteps=steps)
+        self.status.status.progress.timesteps = steps
 
     def save(self, state: TrainingState | None = None, final: bool = False) -> Checkpoint:
         """Write ``state`` (default: the model as it is now) as a checkpoint; prune old ones."""
@@ -231,12 +240,12 @@ class TrainingSession:
         self.last_checkpoint = ckpt
         prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
         log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
-        self.status.update(last_checkpoint=str(ckpt.path), last_checkpoint_timesteps=ckpt.timesteps)
+        self.status.status.checkpoint = CheckpointSection(str(ckpt.path), ckpt.timesteps)
         return ckpt
 
     def _save_failed(self, timesteps: int, e: OSError) -> PerfmodeError:
         last = self.last_checkpoint
-        self.status.update(state="failed")
+        self.status.status.run.state = "failed"
         with contextlib.suppress(OSError):  # the same disk, most likely
             self.status.write()
         kept = (
@@ -266,12 +275,10 @@ class TrainingSession:
         else:
             self.record_update()
             ckpt = self.save(final=not stopped)
-        self.status.update(
-            state="stopped" if stopped else "finished",
-            timesteps=self.model.num_timesteps,
-            eta_s=None,
-            eta_at=None,
-        )
+        s = self.status.status
+        s.run.state = "stopped" if stopped else "finished"
+        s.progress.timesteps = self.model.num_timesteps
+        s.progress.eta_s = s.progress.eta_at = None
         self.status.write()
         self.venv.close()
         steps = f"{self.model.num_timesteps:,}"
@@ -303,23 +310,14 @@ class TrainingSession:
             smaller,
             smaller,
         )
-        self.status.update(
-            oom_events=[
-                *self.status.fields["oom_events"],
-                {
-                    "at": utc_now().isoformat(),
-                    "timesteps": model.num_timesteps,
-                    "failed_batch": failed,
-                    "new_batch": smaller,
-                },
-            ],
-            **self.governor.status_fields(),
-        )
+        s = self.status.status
+        s.oom_events.append(OomEvent(utc_now().isoformat(), model.num_timesteps, failed, smaller))
+        self.governor.report(s)
         self.status.maybe_write(force=True)
 
     def _fatal_oom(self, batch: int) -> None:
         ckpt = self.save()
-        self.status.update(state="failed")
+        self.status.status.run.state = "failed"
         self.status.write()
         raise PerfmodeError(
             f"CUDA ran out of memory even at the base batch size {batch}; saved {ckpt.path}. "

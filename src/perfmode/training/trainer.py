@@ -35,7 +35,7 @@ from perfmode.config.schema import Config
 from perfmode.env import Market, TradingEnv, load_market
 from perfmode.env.vec_env import TradingVecEnv, TrainingVecNormalize
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.status.file import read_json_object
+from perfmode.status.file import read_status
 from perfmode.training.policy import LeanMlpPolicy
 from perfmode.training.session import GovernedPPO, TrainingSession, TrainResult
 
@@ -348,8 +348,8 @@ def _run_lock(home: Home, run: str) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        status = read_json_object(home.status_file(run)) or {}
-        pid = status.get("pid", "unknown")
+        status = read_status(home.status_file(run))
+        pid = (status.run.pid if status else None) or "unknown"
         raise PerfmodeError(
             f"run {run!r} in {home.root} is already being trained (pid {pid}); stop that "
             "trainer first (Ctrl-C, or kill the pid), or train another run with --run NAME"

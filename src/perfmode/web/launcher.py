@@ -22,7 +22,7 @@ import psutil
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import format_time, utc_now
-from perfmode.status.file import is_alive, read_json_object
+from perfmode.status.file import is_alive, read_status
 from perfmode.web.security import TOKEN_ENV
 
 BUILTIN_CONFIG = "built-in default"
@@ -92,9 +92,9 @@ class Launcher:
         current = self.launches.get(run)
         if current is not None and current.exit_code is None and current.proc.poll() is None:
             raise PerfmodeError(f"run {run!r} is starting already (pid {current.proc.pid})")
-        status = read_json_object(self.home.status_file(run))
+        status = read_status(self.home.status_file(run))
         if status is not None and is_alive(status):
-            raise PerfmodeError(f"run {run!r} is training already (pid {status.get('pid')})")
+            raise PerfmodeError(f"run {run!r} is training already (pid {status.run.pid})")
         out_dir = self.home.root / LAUNCH_DIR
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,10 +137,10 @@ class Launcher:
     def stop(self, run: str) -> int:
         """SIGTERM the run's trainer; its pid."""
         check_run_name(run)
-        status = read_json_object(self.home.status_file(run)) or {}
+        status = read_status(self.home.status_file(run))
         launch = self.launches.get(run)
-        if is_alive(status):
-            pid = int(status["pid"])
+        if status is not None and status.run.pid is not None and is_alive(status):
+            pid = status.run.pid
         elif launch is not None and launch.exit_code is None and launch.proc.poll() is None:
             # Started here and still loading (no status.json of its own yet).
             pid = launch.proc.pid

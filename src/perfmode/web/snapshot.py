@@ -8,6 +8,7 @@ from typing import Any
 from perfmode.base.home import Home
 from perfmode.governor.gpu import status_lines as gpu_status_lines
 from perfmode.settings.store import Mode, format_time, utc_now
+from perfmode.status.model import TrainerStatus
 from perfmode.status.report import build_status
 from perfmode.web.launcher import Launcher, list_configs
 
@@ -34,7 +35,8 @@ def build_snapshot(home: Home, launcher: Launcher) -> dict[str, Any]:
         problem = f"cannot read the home {home.root}: {e}"
     for run in status["runs"] if status else []:
         # The same words as `perfmode status` for a GPU (none on a machine without one).
-        run["gpu_lines"] = [f"{label}: {text}" for label, text in gpu_status_lines(run)]
+        lines = gpu_status_lines(TrainerStatus.from_json(run))
+        run["gpu_lines"] = [f"{label}: {text}" for label, text in lines]
     if not home.root.is_dir():
         problem = (
             f"{home.root} does not exist yet; it is created when you save a mode or start a run"
