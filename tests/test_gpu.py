@@ -18,7 +18,8 @@ import torch
 from perfmode.base.home import Home
 from perfmode.config.schema import Config
 from perfmode.errors import UsageError
-from perfmode.governor.governor import DutyCycle, Governor
+from perfmode.governor.duty import DutyCycle
+from perfmode.governor.governor import Governor
 from perfmode.governor.gpu import GpuHealth, GpuMonitor, guard_hot, status_lines
 from perfmode.settings.store import Mode, SettingsStore
 from perfmode.status.model import TrainerStatus

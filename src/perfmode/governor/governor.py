@@ -20,6 +20,13 @@ last is old, then sleeps, polling, until another mode (or a stop) comes.
 
 On CUDA a temperature guard (:mod:`perfmode.governor.gpu`) runs quiet's knobs while the GPU is above
 the requested mode's ``gpu_max_temp_c``, until it has cooled by ``gpu_cooldown_c``.
+
+The :class:`Governor` composes parts with one job each: the settings watcher
+(:class:`~perfmode.settings.store.SettingsWatcher`), the sensors and the decision
+(:class:`~perfmode.governor.sensors.Sensors`), the GPU monitor, and the knob appliers
+(:class:`~perfmode.governor.appliers.KnobAppliers`: threads, duty cycle, CUDA cap). What it
+keeps is the loop: when to poll, when to switch, and :meth:`Governor._knobs_for`, where the
+knobs of a switch are decided.
 """
 
 from __future__ import annotations
@@ -31,12 +38,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from perfmode.config.schema import Config
-from perfmode.governor.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
-from perfmode.governor.gpu import blocking_sync, monitor_for
-from perfmode.governor.idle import IdleSensor
-from perfmode.governor.load import LoadSensor
-from perfmode.governor.threads import ThreadPolicy
-from perfmode.settings.holds import active_holds
+from perfmode.governor.appliers import KnobAppliers
+from perfmode.governor.effective import Decision
+from perfmode.governor.gpu import monitor_for
+from perfmode.governor.sensors import Sensors
 from perfmode.settings.store import (
     Mode,
     Settings,
@@ -104,61 +109,6 @@ def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs
     )
 
 
-class DutyCycle:
-    """Caps the trainer at ``share`` of the time, in slots of about ``slot`` seconds.
-
-    Ticked often (every env step and optimizer step). Once a slot's busy time reaches
-    share × slot, sleep until busy / wall == share.
-
-    On a CPU (the defaults) busy time is the process's CPU time, not wall time: time spent
-    waiting for a CPU that other programs hold is not work, and counting it would make quiet
-    back off twice (once through the scheduler, once here).
-
-    On CUDA (``clock`` is wall time, ``settle`` waits for the GPU, see :mod:`perfmode.governor.gpu`)
-    the GPU runs the kernels after the CPU queued them and that is no CPU time at all, so at
-    the end of a slot ``settle`` first waits, asleep, for the slot's GPU work, and the slot's
-    busy time is then its wall time: the GPU is held to the share, not only the CPU.
-    """
-
-    def __init__(
-        self,
-        share: float = 1.0,
-        slot: float = 0.1,
-        *,
-        clock: Callable[[], float] = time.process_time,
-        settle: Callable[[], None] | None = None,
-        wall: Callable[[], float] = time.perf_counter,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.share = share
-        self.slot = slot
-        self._clock, self._settle, self._wall, self._sleep = clock, settle, wall, sleep
-        self._start()
-
-    def _start(self) -> None:
-        self._wall0 = self._wall()
-        self._busy0 = self._clock()
-
-    def set_share(self, share: float) -> None:
-        self.share = share
-        self._start()
-
-    def tick(self, now: float) -> None:
-        """``now``: the ``wall`` clock's time."""
-        if self.share >= 1.0:
-            return
-        busy = self._clock() - self._busy0
-        if busy >= self.share * self.slot:
-            if self._settle is not None:
-                self._settle()
-                now = self._wall()
-                busy = self._clock() - self._busy0
-            pause = busy / self.share - (now - self._wall0)
-            if pause > 0:
-                self._sleep(pause)
-            self._start()
-
-
 class Governor:
     def __init__(
         self,
@@ -181,20 +131,15 @@ class Governor:
         self.poll_interval = config.training.poll_interval
         self.batch_cap: int | None = None
         self.watcher = SettingsWatcher(store, log)
-        self.duty = (
-            DutyCycle(clock=time.perf_counter, settle=blocking_sync())
-            if device == "cuda"
-            else DutyCycle()
-        )
-        self.load = LoadSensor(trainers=trainers)
-        self.load_window = LoadWindow()
-        self.idle = IdleSensor()
-        self.auto_state = AutoState()
-        self.threads = ThreadPolicy(self.load)
+        self.sensors = Sensors(config.auto, trainers)
+        self.appliers = KnobAppliers(device, self.sensors.load)
+        # Direct references, not lookups through the parts: tick() runs every env step.
+        self.duty, self.threads = self.appliers.duty, self.appliers.threads
+        self.load, self.idle = self.sensors.load, self.sensors.idle
         self.gpu = monitor_for(device)
         self.decision = self._decide()
         why = self._poll_gpu()
-        self.knobs = knobs_for(self._wanted(), config)
+        self.knobs = self._knobs_for(self._wanted())
         self.reason = self.gpu.reason
         self.paused_since = utc_now() if self.knobs.mode is Mode.PAUSED else None
         self.applied_at = utc_now()
@@ -227,10 +172,7 @@ class Governor:
 
     def _poll(self) -> None:
         self.watcher.poll()
-        reading = self.load.poll()
-        if reading is not None:
-            # Auto asks whether someone uses the computer: other perfmode runs are not that.
-            self.load_window.add(time.monotonic(), reading.program_cores)
+        reading = self.sensors.poll_load()
         self.decision = self._decide()
         why = self._poll_gpu()
         mode = self._wanted()
@@ -254,21 +196,13 @@ class Governor:
             self._poll()
 
     def _decide(self) -> Decision:
-        settings = self.settings
-        auto = settings.mode is Mode.AUTO
-        readings = AutoReadings(
-            idle_s=self.idle.poll() if auto else None,
-            foreign_cores=self.load_window.mean(time.monotonic()),
-        )
-        decision, self.auto_state = decide(
-            settings,
-            active_holds(settings.data),
-            readings,
-            self.config.auto,
-            self.auto_state,
-            time.monotonic(),
-        )
-        return decision
+        return self.sensors.decide(self.settings)
+
+    def _knobs_for(self, mode: Mode) -> Knobs:
+        """The one place where this run's knobs (CPU share, threads, batch, epochs) are
+        decided, at each switch; threads under ``auto`` then follow the load at each poll
+        (``threads.fit_load``). A limit shared by the home's runs would cap them here."""
+        return knobs_for(mode, self.config, self.batch_cap)
 
     def end_phase(self) -> None:
         """At the end of a rollout or an update (before a checkpoint is written)."""
@@ -283,7 +217,7 @@ class Governor:
     def switch(self, mode: Mode, why: str | None = None) -> None:
         """Apply ``mode``'s knobs now (batch and epochs at the next update); ``why`` is logged."""
         was_paused = self.knobs.mode is Mode.PAUSED
-        self.knobs = knobs_for(mode, self.config, self.batch_cap)
+        self.knobs = self._knobs_for(mode)
         self.reason = self.gpu.reason
         self._applied_source = self.decision.source
         if mode is Mode.PAUSED and not was_paused:
@@ -362,21 +296,10 @@ class Governor:
         return self.reason or self.decision.reason
 
     def _apply_now(self, k: Knobs) -> None:
-        import torch
-
-        self.threads.set_fixed(k.torch_threads)
-        self._apply_threads()
-        self.duty.set_share(k.cpu_share)
-        if self.device == "cuda":
-            # Uncapped is a fraction of 1.0: the call replaces any earlier cap.
-            torch.cuda.set_per_process_memory_fraction(k.cuda_memory_fraction or 1.0)
+        self.appliers.apply_now(k, self.phase)
 
     def _apply_threads(self) -> None:
-        import torch
-
-        n = self.threads.for_phase(self.phase)
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+        self.appliers.apply_threads(self.phase)
 
     def _check_batch(self, k: Knobs) -> None:
         rollout = self.config.rollout_size
