@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from perfmode.base.home import Home
 from perfmode.cli.mode import status_lines
 from perfmode.status.model import (
     GpuStatus,
@@ -18,6 +19,7 @@ from perfmode.status.model import (
     TrainerStatus,
     run_keys,
 )
+from perfmode.status.report import build_status
 
 DATA = Path(__file__).parent / "data" / "status"
 APP_JS = Path(__file__).parent.parent / "src" / "perfmode" / "web" / "static" / "app.js"
@@ -99,3 +101,13 @@ def test_the_page_reads_only_keys_the_status_model_writes() -> None:
     assert not unknown, f"app.js reads keys no status has: {sorted(unknown)}"
     unknown = threads - set(ThreadsStatus(choice="auto").to_json()) - run_keys()
     assert not unknown, f"app.js reads keys no status has: {sorted(unknown)}"
+
+
+def test_perfmode_status_of_a_home_shows_an_old_file_as_it_was(home: Home) -> None:
+    old = (DATA / "0.1.0-finished.json").read_text()
+    home.run_dir("default").mkdir(parents=True, exist_ok=True)
+    home.status_file("default").write_text(old)
+    report = build_status(home)
+    (run,) = report["runs"]
+    assert {k: run[k] for k in json.loads(old)} == json.loads(old)
+    assert set(run) == run_keys()
