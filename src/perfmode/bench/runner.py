@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
+from perfmode.base.clock import parse_time
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.bench.figures import Tally, machine_info, ratio, ratios
 from perfmode.bench.plan import (
     APPLY_TIMEOUT_S,
@@ -28,7 +30,7 @@ from perfmode.config.schema import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
 from perfmode.governor.gpu import GpuHealth
 from perfmode.governor.load import LoadSensor
-from perfmode.settings.store import Mode, SettingsStore, parse_time
+from perfmode.settings.store import SettingsStore
 from perfmode.status.file import read_json_object
 
 

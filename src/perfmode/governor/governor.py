@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from perfmode.base.clock import format_time, utc_now
+from perfmode.base.modes import Mode, under_heat
 from perfmode.config.schema import Config
 from perfmode.governor.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
 from perfmode.governor.gpu import blocking_sync, monitor_for
@@ -37,14 +39,7 @@ from perfmode.governor.idle import IdleSensor
 from perfmode.governor.load import LoadSensor
 from perfmode.governor.threads import ThreadPolicy
 from perfmode.settings.holds import active_holds
-from perfmode.settings.store import (
-    Mode,
-    Settings,
-    SettingsStore,
-    SettingsWatcher,
-    format_time,
-    utc_now,
-)
+from perfmode.settings.store import Settings, SettingsStore, SettingsWatcher
 
 log = logging.getLogger("perfmode.train")
 
@@ -291,9 +286,9 @@ class Governor:
         self._log_mode(why)
 
     def _wanted(self) -> Mode:
-        """The decided mode, or quiet (from performance) while the temperature guard holds."""
+        """The decided mode, or its heat fallback (the mode table's) while the guard holds."""
         mode = self.decision.mode
-        return Mode.QUIET if self.gpu.hot and mode is Mode.PERFORMANCE else mode
+        return under_heat(mode) if self.gpu.hot else mode
 
     def _poll_gpu(self) -> str | None:
         profile = self.config.modes.profile(self.decision.mode)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from functools import cached_property
 
+from perfmode.base.modes import Mode
 from perfmode.errors import UsageError
-from perfmode.settings.store import Mode, parse_mode
+from perfmode.settings.store import parse_mode
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 # Standard cron numbering: sun = 0 (and 7), mon = 1 ... sat = 6.

@@ -15,11 +15,11 @@ from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.smallfile import open_append
 from perfmode.governor.gpu import METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.governor.load import own_cpu_seconds
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import write_status
 
 log = logging.getLogger("perfmode.train")

@@ -26,6 +26,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from perfmode import __version__
+from perfmode.base.clock import utc_now
 from perfmode.base.home import Home
 from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
 from perfmode.checkpoint.io import TrainingState
@@ -34,7 +35,7 @@ from perfmode.config.schema import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
 from perfmode.governor.governor import Governor, fit_batch
-from perfmode.settings.store import SettingsStore, utc_now
+from perfmode.settings.store import SettingsStore
 from perfmode.status.file import trainer_pids
 from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress

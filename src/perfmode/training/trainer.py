@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.checkpoint.folders import (
     Checkpoint,
     remove_stale_writes,
@@ -147,13 +148,15 @@ def _whole_rollouts(config: Config, done: int) -> Config:
 
 
 def _warn_if_modes_change_learning(config: Config) -> None:
-    for mode in ("quiet", "performance"):
-        p = getattr(config.modes, mode)
+    for mode in Mode:
+        if mode.spec.decided or not mode.spec.computes:
+            continue
+        p = config.modes.profile(mode)
         if p.changes_learning:
             log.warning(
                 "⚠️  %s mode changes batch (×%g) and epochs (×%g): what this run learns will "
                 "depend on when you switch modes (set both multipliers to 1.0 to avoid it)",
-                mode,
+                mode.value,
                 p.batch_size_multiplier,
                 p.epochs_multiplier,
             )

@@ -19,9 +19,9 @@ from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import is_alive, read_json_object
 from perfmode.web.security import TOKEN_ENV
 
