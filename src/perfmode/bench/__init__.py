@@ -18,6 +18,9 @@ status.json), CPU cores (CPU time of the process tree over wall time), peak memo
 the process tree, sampled) and, on CUDA, GPU use (NVML's utilisation and the card's memory
 in use, sampled; ``null`` on the CPU). Other programs' CPU use is measured alongside,
 because it changes every figure.
+
+May import: errors, base, config, settings, schedule, checkpoint, env, governor, status,
+training, evaluation.
 """
 
 from __future__ import annotations

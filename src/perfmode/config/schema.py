@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from perfmode.base.modes import Mode, profiles
+from perfmode.config.env import EnvConfig
 from perfmode.config.sections import check, from_mapping, to_mapping
 from perfmode.config.yamlfile import read_yaml_file
-from perfmode.env import EnvConfig
 from perfmode.errors import PerfmodeError, UsageError
 
 DEFAULT_CONFIG_RESOURCE = "default_config.yaml"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmode.env.config import EnvConfig, split_date
+from perfmode.config.env import EnvConfig, split_date
 from perfmode.env.features import feature_table
 from perfmode.env.pricefile import PriceFile, read_prices
 from perfmode.env.summary import DataSummary
