@@ -1,6 +1,6 @@
 """One ``learn()`` call's companions: the governor's hooks, checkpoints, status and metrics.
 
-The callback hooks into SB3's loop (see DESIGN.md, "The governor"):
+The callback hooks into SB3's loop (see docs/architecture.md, "Data flow"):
 
     collect_rollouts()   on_rollout_start → [on_step ×n] → on_rollout_end
     train()              [optimizer step hook ×(epochs × minibatches)]
