@@ -32,6 +32,7 @@ from perfmode.governor.gpu import GpuHealth
 from perfmode.governor.load import LoadSensor
 from perfmode.settings.store import SettingsStore
 from perfmode.status.file import read_json_object
+from perfmode.training.command import train_command
 
 
 class Bench:
@@ -81,8 +82,9 @@ class Bench:
 
     def _trainer_cmd(self) -> list[str]:
         self.store.set_mode(Mode.QUIET, changed_by="bench")
-        cmd = [sys.executable, "-m", "perfmode", "train", "--home", str(self.root), "--fresh"]
-        return [*cmd, "--timesteps", str(HUGE_TIMESTEPS), *self._config_args()]
+        return train_command(
+            self.root, "--fresh", "--timesteps", str(HUGE_TIMESTEPS), *self._config_args()
+        )
 
     def _spawn_reference(self) -> Child:
         cmd = [sys.executable, "-m", "perfmode.bench.reference", "--events", str(self.events)]
