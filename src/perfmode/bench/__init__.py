@@ -25,7 +25,6 @@ training, evaluation.
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ def check_request(request: BenchRequest) -> Config:
         data = request.data
         if data != "synthetic" and Path(data).expanduser().exists():
             data = str(Path(data).expanduser().resolve())  # the children's cwd may differ
-        config = dataclasses.replace(config, env=config.env.replace(data=data))
+        config = config.with_data(data)
     from perfmode.env import load_market
 
     load_market(config.env)  # a bad price file fails here, in one line

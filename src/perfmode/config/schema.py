@@ -315,6 +315,10 @@ class Config:
     def rollout_size(self) -> int:
         return self.ppo.n_steps * self.training.n_envs
 
+    def with_data(self, data: str | None) -> Config:
+        """A copy with ``--data`` applied (see :meth:`EnvConfig.with_data`)."""
+        return self if data is None else replace(self, env=self.env.with_data(data))
+
     def with_overrides(self, **training: Any) -> Config:
         """A copy with some ``training`` fields replaced (the CLI's flags); None means keep."""
         changes = {k: v for k, v in training.items() if v is not None}

@@ -71,7 +71,7 @@ class Market:
 
 def load_market(cfg: EnvConfig, data: str | None = None) -> Market:
     """Prices from ``data`` (or ``cfg.data`` when None), split by ``cfg.split``."""
-    source = data if data is not None else cfg.data
+    source = cfg.with_data(data).data
     if source == "synthetic":
         close, time = synthetic_prices(cfg.synthetic_length, cfg.synthetic_seed)
         daily = is_daily(time)

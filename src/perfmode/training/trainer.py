@@ -63,10 +63,7 @@ def train(
     ``progress_bar``: a bar on stderr (for a terminal) instead of a progress line every 10%
     of the run.
     """
-    if data is not None:
-        # --data becomes the run's env.data, so its checkpoints name the prices they learned
-        # from (evaluate reads them there).
-        config = dataclasses.replace(config, env=config.env.replace(data=data))
+    config = config.with_data(data)
     t = config.training
     if market is None:
         market = load_market(config.env)  # bad data fails here, before anything is written
