@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.config.schema import Config
 from perfmode.errors import UsageError
 from perfmode.governor.duty import DutyCycle
 from perfmode.governor.governor import Governor
 from perfmode.governor.gpu import GpuHealth, GpuMonitor, guard_hot, status_lines
-from perfmode.settings.store import Mode, SettingsStore
+from perfmode.settings.store import SettingsStore
 from perfmode.status.model import TrainerStatus
 from perfmode.training.trainer import pick_device
 from tests.conftest import run_perfmode

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from perfmode.base.clock import format_time, parse_time, utc_now
 from perfmode.base.home import Home
 from perfmode.cli.mode import status_lines
-from perfmode.settings.store import format_time, parse_time, utc_now
 from perfmode.status.model import ProgressSection
 from perfmode.status.progressbar import LINE_EVERY_S, TrainProgress
 from tests.conftest import run_perfmode, wait_for

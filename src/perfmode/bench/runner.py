@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
+from perfmode.base.clock import parse_time
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.bench.figures import Tally, machine_info, ratio, ratios
 from perfmode.bench.plan import (
     APPLY_TIMEOUT_S,
@@ -28,9 +30,10 @@ from perfmode.config.schema import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
 from perfmode.governor.gpu import GpuHealth
 from perfmode.governor.load import LoadSensor
-from perfmode.settings.store import Mode, SettingsStore, parse_time
+from perfmode.settings.store import SettingsStore
 from perfmode.status.file import read_status
 from perfmode.status.model import TrainerStatus
+from perfmode.training.command import train_command
 
 
 class Bench:
@@ -80,8 +83,9 @@ class Bench:
 
     def _trainer_cmd(self) -> list[str]:
         self.store.set_mode(Mode.QUIET, changed_by="bench")
-        cmd = [sys.executable, "-m", "perfmode", "train", "--home", str(self.root), "--fresh"]
-        return [*cmd, "--timesteps", str(HUGE_TIMESTEPS), *self._config_args()]
+        return train_command(
+            self.root, "--fresh", "--timesteps", str(HUGE_TIMESTEPS), *self._config_args()
+        )
 
     def _spawn_reference(self) -> Child:
         cmd = [sys.executable, "-m", "perfmode.bench.reference", "--events", str(self.events)]

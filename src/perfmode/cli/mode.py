@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Annotated, Any
 
 import typer
 
 from perfmode.base.clock import human_span, local_time, parse_time, since, utc_now, when
+from perfmode.base.modes import help_line, mode_names
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
 from perfmode.governor.gpu import status_lines as gpu_status_lines
 from perfmode.settings.holds import set_mode_releasing_holds
-from perfmode.settings.store import Mode, SettingsStore
+from perfmode.settings.store import SettingsStore
 from perfmode.status.model import ProgressSection, RunView, TrainerStatus
 from perfmode.status.report import build_status
+
+# Typer lists and completes an Enum's values; this one is built from the mode table.
+ModeChoice = enum.Enum("ModeChoice", {n: n for n in mode_names()}, type=str)  # type: ignore[misc]
 
 
 @app.command("set")
 def set_mode(
     mode: Annotated[
-        Mode,
+        ModeChoice,  # type: ignore[valid-type]
         typer.Argument(
-            help="quiet, performance, auto (performance while nobody uses the computer, "
-            "quiet while someone does) or paused (no CPU; any other mode resumes at once); "
-            "any case.",
+            help=f"{help_line()} (any case).",
             metavar="MODE",
             case_sensitive=False,
             show_default=False,
@@ -44,7 +47,7 @@ def set_mode(
     """
     setup_logging()
     h = home_of(home)
-    settings, released = set_mode_releasing_holds(SettingsStore(h.settings), mode, "cli")
+    settings, released = set_mode_releasing_holds(SettingsStore(h.settings), mode.value, "cli")
     if json_out:
         print_json({**build_status(h), "released_holds": [x.to_json() for x in released]})
         return

@@ -37,19 +37,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from perfmode.base.clock import format_time, utc_now
+from perfmode.base.modes import Mode, under_heat
 from perfmode.config.schema import Config
 from perfmode.governor.appliers import KnobAppliers
 from perfmode.governor.effective import Decision
 from perfmode.governor.gpu import monitor_for
 from perfmode.governor.sensors import Sensors
-from perfmode.settings.store import (
-    Mode,
-    Settings,
-    SettingsStore,
-    SettingsWatcher,
-    format_time,
-    utc_now,
-)
+from perfmode.settings.store import Settings, SettingsStore, SettingsWatcher
 from perfmode.status.model import (
     IdleSection,
     KnobsSection,
@@ -232,9 +227,9 @@ class Governor:
         self._log_mode(why)
 
     def _wanted(self) -> Mode:
-        """The decided mode, or quiet (from performance) while the temperature guard holds."""
+        """The decided mode, or its heat fallback (the mode table's) while the guard holds."""
         mode = self.decision.mode
-        return Mode.QUIET if self.gpu.hot and mode is Mode.PERFORMANCE else mode
+        return under_heat(mode) if self.gpu.hot else mode
 
     def _poll_gpu(self) -> str | None:
         profile = self.config.modes.profile(self.decision.mode)

@@ -23,19 +23,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from perfmode.status.model import GPU_METRICS_COLUMNS as METRICS_COLUMNS
 from perfmode.status.model import GpuStatus, TrainerStatus
 
 SAMPLE_INTERVAL_S = 2.0
 """How often the trainer reads the GPU (NVML's own sample period is 1/6 s to 1 s)."""
-
-METRICS_COLUMNS = [
-    "gpu_util_pct",
-    "gpu_mem_used_mib",
-    "gpu_mem_total_mib",
-    "gpu_temp_c",
-    "gpu_power_w",
-]
-"""metrics.csv's GPU columns (empty without a reading)."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from perfmode.base.modes import Mode
 from perfmode.config.schema import AutoConfig
 from perfmode.governor.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
 from perfmode.governor.idle import IdleSensor
 from perfmode.governor.load import LoadReading, LoadSensor
 from perfmode.settings.holds import active_holds
-from perfmode.settings.store import Mode, Settings
+from perfmode.settings.store import Settings
 
 
 class Sensors:

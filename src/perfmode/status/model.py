@@ -66,6 +66,16 @@ def _coerce(value: Any, kind: type) -> Any:
     return value if isinstance(value, kind) else None
 
 
+GPU_METRICS_COLUMNS = [
+    "gpu_util_pct",
+    "gpu_mem_used_mib",
+    "gpu_mem_total_mib",
+    "gpu_temp_c",
+    "gpu_power_w",
+]
+"""metrics.csv's GPU columns (empty without a reading)."""
+
+
 @dataclass
 class RunSection(_Section):
     pid: int | None = None

@@ -15,12 +15,12 @@ from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
+from perfmode.base.cputime import own_cpu_seconds
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.smallfile import open_append
-from perfmode.governor.gpu import METRICS_COLUMNS as GPU_COLUMNS
-from perfmode.governor.load import own_cpu_seconds
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import write_status
+from perfmode.status.model import GPU_METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.status.model import TrainerStatus
 
 log = logging.getLogger("perfmode.train")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
-from perfmode.settings.store import format_time, human_span, utc_now
+from perfmode.base.clock import format_time, human_span, utc_now
 from perfmode.status.model import ProgressSection
 
 log = logging.getLogger("perfmode.train")

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import Home
 from perfmode.schedule import schedule_report
 from perfmode.settings.holds import active_holds
-from perfmode.settings.store import SettingsStore, format_time, utc_now
+from perfmode.settings.store import SettingsStore
 from perfmode.status.file import run_statuses
 
 

@@ -26,6 +26,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from perfmode import __version__
+from perfmode.base.clock import utc_now
 from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
 from perfmode.checkpoint.io import TrainingState
 from perfmode.checkpoint.state import capture
@@ -33,7 +34,6 @@ from perfmode.config.schema import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
 from perfmode.governor.governor import Governor
-from perfmode.settings.store import utc_now
 from perfmode.status.model import CheckpointSection
 from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress

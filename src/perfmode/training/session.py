@@ -13,13 +13,14 @@ from typing import Any
 
 from stable_baselines3 import PPO
 
+from perfmode.base.clock import utc_now
 from perfmode.base.home import Home
 from perfmode.checkpoint.folders import Checkpoint
 from perfmode.checkpoint.io import TrainingState
 from perfmode.config.schema import Config
 from perfmode.env import Market
 from perfmode.governor.governor import Governor
-from perfmode.settings.store import SettingsStore, utc_now
+from perfmode.settings.store import SettingsStore
 from perfmode.status.file import trainer_pids
 from perfmode.status.model import (
     CheckpointSection,

@@ -20,6 +20,7 @@ import torch
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.checkpoint.folders import (
     Checkpoint,
     remove_stale_writes,
@@ -60,10 +61,7 @@ def train(
     ``progress_bar``: a bar on stderr (for a terminal) instead of a progress line every 10%
     of the run.
     """
-    if data is not None:
-        # --data becomes the run's env.data, so its checkpoints name the prices they learned
-        # from (evaluate reads them there).
-        config = dataclasses.replace(config, env=config.env.replace(data=data))
+    config = config.with_data(data)
     t = config.training
     if market is None:
         market = load_market(config.env)  # bad data fails here, before anything is written
@@ -144,13 +142,15 @@ def _whole_rollouts(config: Config, done: int) -> Config:
 
 
 def _warn_if_modes_change_learning(config: Config) -> None:
-    for mode in ("quiet", "performance"):
-        p = getattr(config.modes, mode)
+    for mode in Mode:
+        if mode.spec.decided or not mode.spec.computes:
+            continue
+        p = config.modes.profile(mode)
         if p.changes_learning:
             log.warning(
                 "⚠️  %s mode changes batch (×%g) and epochs (×%g): what this run learns will "
                 "depend on when you switch modes (set both multipliers to 1.0 to avoid it)",
-                mode,
+                mode.value,
                 p.batch_size_multiplier,
                 p.epochs_multiplier,
             )

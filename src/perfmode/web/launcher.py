@@ -1,8 +1,8 @@
 """Starting and stopping trainers from the page.
 
-The page names a run and picks a config from a list; the command line is built here and
-nowhere else: ``sys.executable -m perfmode train --home H --run NAME [--config CFG]``, no
-shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
+The page names a run and picks a config from a list, both checked here; the command line
+is :func:`perfmode.training.command.train_command`'s
+(``sys.executable -m perfmode train --home H --run NAME [--config CFG]``), no shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
 status.json, and only when that process is a ``perfmode train`` of this home and run.
 """
 
@@ -12,17 +12,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import is_alive, read_status
+from perfmode.training import command
 from perfmode.web.security import TOKEN_ENV
 
 BUILTIN_CONFIG = "built-in default"
@@ -52,10 +52,8 @@ def train_command(home: Home, run: str, config: str) -> list[str]:
             f"config {config!r} is not one of this home's configs; "
             "put a .yaml file in the home or its configs/ folder"
         )
-    cmd = [sys.executable, "-m", "perfmode", "train", "--home", str(home.root), "--run", run]
-    if config != BUILTIN_CONFIG:
-        cmd += ["--config", str(home.root / config)]
-    return cmd
+    path = home.root / config if config != BUILTIN_CONFIG else None
+    return command.train_command(home.root, run=run, config=path)
 
 
 @dataclass
