@@ -26,6 +26,7 @@ from typing import Any
 
 from perfmode.base.fsutil import atomic_write_json, fsync_dir
 from perfmode.base.home import Home
+from perfmode.base.platform import replace_file
 from perfmode.checkpoint.io import (
     POLICY_FILE,
     DamagedCheckpoint,
@@ -209,9 +210,9 @@ def resolve_checkpoint(home: Home, value: str, run: str | None = None) -> Path:
 def _replace_dir(src: Path, dst: Path) -> None:
     if dst.exists():
         old = dst.with_name(f".{dst.name}.{os.getpid()}.old")
-        os.replace(dst, old)
-        os.replace(src, dst)
+        replace_file(dst, old)
+        replace_file(src, dst)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(src, dst)
+        replace_file(src, dst)
     fsync_dir(dst.parent)

@@ -1,5 +1,8 @@
 """The ``perfmode`` command line: a thin Typer layer over the library."""
 
+import sys
+
+from perfmode.base.platform import fit_console
 from perfmode.cli import (  # noqa: F401  (registers commands)
     bench,
     config,
@@ -15,6 +18,9 @@ from perfmode.cli.app import app
 
 
 def main() -> None:
+    # A console that cannot print the symbols in perfmode's lines gets ASCII instead.
+    fit_console(sys.stdout)
+    fit_console(sys.stderr)
     # The same name in usage lines and completion scripts for `python -m perfmode`.
     app(prog_name="perfmode")
 

@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from perfmode.base.fsutil import atomic_write_bytes
+from perfmode.base.platform import replace_file
 from perfmode.base.smallfile import open_append
 from perfmode.governor.gpu import METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.governor.load import own_cpu_seconds
@@ -234,7 +235,7 @@ def metrics_columns(path: Path, fields: list[str]) -> list[str]:
         return fields
     if rows and "timesteps" not in header:
         aside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
-        os.replace(path, aside)
+        replace_file(path, aside)
         log.warning("⚠️  %s had no metrics header; moved it to %s", path, aside.name)
         rows, header = [], []
     missing = [c for c in fields if c not in header]

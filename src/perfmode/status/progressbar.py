@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
+from perfmode.base.platform import fit_console
 from perfmode.settings.store import format_time, human_span, utc_now
 
 log = logging.getLogger("perfmode.train")
@@ -136,6 +137,7 @@ class TrainProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         stream = self.stream or sys.stderr
+        fit_console(stream)  # a cp1252 console gets ASCII for the symbols it lacks
         # soft_wrap: log lines keep their text whole (paths!); the terminal wraps them.
         console = Console(file=stream, stderr=stream is sys.stderr, soft_wrap=True)
         self._bar = Progress(

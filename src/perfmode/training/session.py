@@ -27,6 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from perfmode import __version__
 from perfmode.base.home import Home
+from perfmode.base.platform import stop_signals
 from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
 from perfmode.checkpoint.io import TrainingState
 from perfmode.checkpoint.state import capture
@@ -68,7 +69,7 @@ class StopRequest:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._handle) for s in stop_signals()}
         try:
             yield
         finally:

@@ -12,7 +12,6 @@ import functools
 import importlib.util
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from filelock import FileLock, Timeout
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
 from perfmode.base.home import Home
+from perfmode.base.platform import lower_priority, replace_file
 from perfmode.checkpoint.folders import (
     Checkpoint,
     remove_stale_writes,
@@ -71,7 +71,7 @@ def train(
         market = load_market(config.env)  # bad data fails here, before anything is written
     device, why = pick_device(t.device)
     home.make_run_dir(run)
-    _lower_priority(t.nice)
+    lower_priority(t.nice)
     with _run_lock(home, run):
         if fresh:  # first: this run's log lines belong in the new train.log
             _archive_run(home, run)
@@ -192,13 +192,6 @@ def _resume_or_start(
         return ckpt, venv, model
     venv = build_vec_env(config, market)
     return None, venv, new_model(venv, config, device, home, run)
-
-
-def _lower_priority(nice: int) -> None:
-    # Only ever downwards: raising priority back needs privileges, so this is once per process.
-    if nice > 0 and hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(nice)
 
 
 def pick_device(device: str) -> tuple[str, str]:
@@ -388,7 +381,7 @@ def _archive_run(home: Home, run: str) -> None:
     for p in present:
         if p == home.log_file(run):
             _release_log_file(p)
-        p.rename(target / p.name)
+        replace_file(p, target / p.name)
     log.info(
         "🗄️  --fresh: moved the old %s to %s",
         ", ".join(p.name for p in present),

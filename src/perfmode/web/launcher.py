@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import psutil
 
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
+from perfmode.base.platform import detached_kwargs, stop_process
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import is_alive, read_json_object
@@ -111,9 +111,9 @@ class Launcher:
                         **{k: v for k, v in os.environ.items() if k != TOKEN_ENV},
                         "PYTHONUNBUFFERED": "1",
                     },
-                    # Its own session: Ctrl-C on `perfmode ui` does not stop the trainers it
-                    # started; they are stopped from the page, or with SIGTERM, and save.
-                    start_new_session=True,
+                    # Apart from the page: Ctrl-C on `perfmode ui` does not stop the trainers
+                    # it started; they are stopped from the page (or SIGTERM), and save.
+                    **detached_kwargs(),
                 )
         except OSError as e:
             raise PerfmodeError(f"cannot start a trainer for run {run!r}: {e}") from None
@@ -152,7 +152,7 @@ class Launcher:
                 "home and run; not stopping it"
             )
         try:
-            os.kill(pid, signal.SIGTERM)
+            stop_process(pid)
         except ProcessLookupError:
             raise PerfmodeError(f"run {run!r} is not training; nothing to stop") from None
         except OSError as e:
