@@ -47,11 +47,14 @@ def retry_sharing_violation(
     replace: Callable[[], None],
     path: Path | str,
     *,
-    limit_s: float = REPLACE_RETRY_S,
+    limit_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Run ``replace`` until it does not raise ``PermissionError`` or ``limit_s`` passed."""
+    """Run ``replace`` until it does not raise ``PermissionError`` or ``limit_s`` (default
+    ``REPLACE_RETRY_S``) passed."""
+    if limit_s is None:
+        limit_s = REPLACE_RETRY_S
     start = clock()
     pause = _FIRST_PAUSE_S
     while True:
