@@ -2,8 +2,9 @@
 
 The page names a run and picks a config from a list; the command line is built here and
 nowhere else: ``sys.executable -m perfmode train --home H --run NAME [--config CFG]``, no
-shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
-status.json, and only when that process is a ``perfmode train`` of this home and run.
+shell. Stopping sends SIGTERM (Ctrl-Break on Windows; the trainer saves, then exits) to the
+pid in the run's status.json, and only when that process is a ``perfmode train`` of this
+home and run.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Launcher:
         return {run: launch.report() for run, launch in self.launches.items()}
 
     def stop(self, run: str) -> int:
-        """SIGTERM the run's trainer; its pid."""
+        """Ask the run's trainer to save and exit (``platform.stop_process``); its pid."""
         check_run_name(run)
         status = read_json_object(self.home.status_file(run)) or {}
         launch = self.launches.get(run)
