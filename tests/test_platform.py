@@ -367,6 +367,37 @@ def test_the_progress_bar_and_its_log_lines_print_on_a_cp1252_stream() -> None:
     assert "Threads: 2 × 1" in out and "/ 1,000 steps" in out
 
 
+@pytest.mark.parametrize("fixed", [True, False])
+def test_a_process_without_a_console_survives_a_warning_to_stderr(
+    tmp_path: Path, fixed: bool
+) -> None:
+    # pythonw.exe, as the Task Scheduler task runs it, has no stdout and no stderr; a log
+    # file that cannot be written is then said on a stderr that is None.
+    code = (
+        "import logging, sys; sys.stdout = sys.stderr = None\n"
+        "from perfmode.base.platform import streams_without_console\n"
+        f"if {fixed}: streams_without_console()\n"
+        "from perfmode.base.logfile import LogFile\n"
+        f"LogFile({str(tmp_path)!r}).emit(logging.makeLogRecord({{'msg': 'x'}}))\n"
+        "print('still running')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    # Unfixed, the process dies of an AttributeError it cannot even print (exit 1).
+    assert (out.returncode == 0) is fixed
+    assert out.stdout == out.stderr == b""  # the null device, not the caller's pipes
+
+
+def test_main_gives_a_process_without_a_console_its_streams() -> None:
+    code = (
+        "import sys; sys.stdout = sys.stderr = None; sys.argv = ['perfmode', 'version']\n"
+        "from perfmode.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import os; os.write(1, repr(sys.stdout.name).encode())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert out.stdout.decode() == repr(os.devnull)
+
+
 def test_help_on_an_ascii_console_prints_ascii_instead_of_crashing() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "200"}
     out = subprocess.run(

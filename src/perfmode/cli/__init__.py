@@ -2,7 +2,7 @@
 
 import sys
 
-from perfmode.base.platform import fit_console
+from perfmode.base.platform import fit_console, streams_without_console
 from perfmode.cli import (  # noqa: F401  (registers commands)
     bench,
     config,
@@ -18,6 +18,7 @@ from perfmode.cli.app import app
 
 
 def main() -> None:
+    streams_without_console()
     # A console that cannot print the symbols in perfmode's lines gets ASCII instead.
     fit_console(sys.stdout)
     fit_console(sys.stderr)

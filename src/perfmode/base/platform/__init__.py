@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from perfmode.base.platform.console import console_text, fit_console
+from perfmode.base.platform.console import console_text, fit_console, streams_without_console
 from perfmode.base.platform.files import (
     REPLACE_RETRY_S,
     ReplaceBlocked,
@@ -87,6 +87,7 @@ __all__ = [
     "stop_child",
     "stop_process",
     "stop_signals",
+    "streams_without_console",
     "system_of",
     "windows_priority_class",
 ]

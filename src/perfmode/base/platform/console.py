@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
+import sys
 import unicodedata
 from typing import Any
 
@@ -87,6 +89,15 @@ def can_print(encoding: str) -> bool:
 def console_text(text: str, encoding: str) -> str:
     """``text`` as a console in ``encoding`` shows it after ``fit_console``."""
     return text.encode(encoding, ERRORS).decode(encoding)
+
+
+def streams_without_console() -> None:
+    """``pythonw.exe`` (a Windows service, a task) starts with ``sys.stdout`` and
+    ``sys.stderr`` None, and the first warning written there would raise: point them at
+    the null device; the lines that matter go to ``--log-file``."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
 def fit_console(stream: Any) -> None:
