@@ -409,3 +409,28 @@ def test_help_on_an_ascii_console_prints_ascii_instead_of_crashing() -> None:
     assert out.returncode == 0, out.stderr.decode("ascii", "replace")[-500:]
     text = out.stdout.decode("ascii")  # nothing but ASCII came out
     assert "(n_steps x n_envs)" in text
+
+
+# A signal this machine has, standing in for Windows' SIGBREAK.
+STAND_IN = signal.SIGUSR1
+
+
+def _installed_for_stand_in(monkeypatch: pytest.MonkeyPatch, module: object, enter) -> bool:
+    monkeypatch.setattr(
+        module, "stop_signals", lambda **_: (signal.SIGINT, signal.SIGTERM, STAND_IN)
+    )
+    before = signal.getsignal(STAND_IN)
+    with enter():
+        inside = signal.getsignal(STAND_IN)
+    assert signal.getsignal(STAND_IN) == before  # put back on the way out
+    return inside != before
+
+
+def test_every_stop_listens_to_the_platforms_signals(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfmode.cli import train as train_cli
+    from perfmode.schedule import daemon
+    from perfmode.training import stop
+
+    assert _installed_for_stand_in(monkeypatch, stop, lambda: stop.StopRequest().installed())
+    assert _installed_for_stand_in(monkeypatch, daemon, daemon.stop_on_signals)
+    assert _installed_for_stand_in(monkeypatch, train_cli, train_cli._stop_before_training)

@@ -43,6 +43,12 @@ def violations(source: str) -> list[str]:
                 found.append(f"{node.lineno}: {module}.{node.attr}")
             if module == "os" and node.attr == "name":
                 found.append(f"{node.lineno}: os.name")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "rename"
+        ):
+            found.append(f"{node.lineno}: .rename()")  # Path.rename: os.rename underneath
         elif isinstance(node, ast.keyword) and node.arg in BANNED_KEYWORDS:
             found.append(f"{node.value.lineno}: {node.arg}=")
         elif (
@@ -62,7 +68,7 @@ from pathlib import Path
 _os.nice(5); _os.killpg(1, 2); _os.setsid(); _os.replace("a", "b")
 signal.signal(signal.SIGHUP, None); getattr(signal, "SIGBREAK", None)
 subprocess.Popen(["x"], start_new_session=True)
-Path("/proc/cpuinfo").read_text(); open(f"/proc/{1}/status")
+Path("/proc/cpuinfo").read_text(); open(f"/proc/{1}/status"); Path("a").rename("b")
 if sys.platform == "win32" or _os.name == "nt": pass
 """
     found = " ".join(violations(source))
@@ -77,6 +83,7 @@ if sys.platform == "win32" or _os.name == "nt": pass
         "start_new_session=",
         "'/proc/cpuinfo'",
         "'/proc/'",
+        ".rename()",
         "sys.platform",
         "os.name",
     ):
