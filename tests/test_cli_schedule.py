@@ -108,9 +108,9 @@ def test_print_systemd_unit_runs_this_python_for_this_home(cli, home: Home) -> N
 def test_systemd_unit_quotes_spaces_and_specifiers() -> None:
     from pathlib import Path
 
-    from perfmode.cli.schedule import systemd_unit
+    from perfmode.schedule.service import systemd_unit
 
-    unit = systemd_unit(Home(Path("/home/a b/100%")), python="/usr/bin/python3")
+    unit = systemd_unit(Path("/home/a b/100%"), python="/usr/bin/python3")
     assert 'schedule --home "/home/a b/100%%"' in unit
 
 

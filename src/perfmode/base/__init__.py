@@ -1,5 +1,6 @@
 """The ground floor: the clock, small-file and atomic-replace helpers, log files, the home
-folder's layout, and the mode table (``modes``: what each mode is, as data).
+folder's layout, the mode table (``modes``: what each mode is, as data), and ``platform``:
+every call that differs between Linux, macOS and Windows.
 
 Nothing here knows about training; everything above may use it.
 

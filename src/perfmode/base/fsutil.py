@@ -10,6 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from perfmode.base.platform import fsync_dir, replace_file, set_file_mode
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "fsync_dir"]
+
 
 def _default_mode() -> int:
     umask = os.umask(0)
@@ -36,11 +40,11 @@ def atomic_write_bytes(
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fchmod(f.fileno(), mode)
+            set_file_mode(f.fileno(), mode)
             os.fsync(f.fileno())
         if before_replace is not None:
             before_replace()
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -50,15 +54,3 @@ def atomic_write_bytes(
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-def fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the folder's entry is on disk (POSIX); Windows has no
-    # directory fds, and there os.replace is already as durable as it gets.
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

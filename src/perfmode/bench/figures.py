@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import platform
 import statistics
@@ -12,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from perfmode.base.platform import cpu_model
 from perfmode.config.schema import available_cores
 
 MIB = 1024 * 1024
@@ -112,7 +112,7 @@ def metrics_timeline(path: Path, t0: float) -> list[tuple[float, float, str]]:
 def machine_info(device: str, gpu: str | None) -> dict[str, Any]:
     return {
         "cores": available_cores(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "torch": _version("torch"),
         "stable_baselines3": _version("stable-baselines3"),
         "python": platform.python_version(),
@@ -127,11 +127,3 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _cpu_model() -> str | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or None

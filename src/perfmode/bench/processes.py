@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from perfmode.base.platform import own_group_kwargs, stop_child
 from perfmode.errors import PerfmodeError
 
 STOP_TIMEOUT_S = 30.0
@@ -59,6 +60,7 @@ class Child:
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 # SB3 makes a log folder in the system temp dir at every learn(): in ours.
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "SB3_LOGDIR": str(log.parent / "sb3")},
+                **own_group_kwargs(),
             )
         self.root = psutil.Process(self.proc.pid)
 
@@ -89,7 +91,7 @@ class Child:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
         if self.proc.poll() is None:
-            self.proc.terminate()
+            stop_child(self.proc)
             # A second Ctrl-C while waiting must not leave the children behind.
             with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
                 self.proc.wait(STOP_TIMEOUT_S)

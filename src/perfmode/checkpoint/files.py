@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from perfmode.base.platform import open_fd_path
 from perfmode.base.smallfile import RefusedFile, human_bytes, open_regular, read_fd
 from perfmode.checkpoint.errors import DamagedCheckpoint
 
@@ -168,8 +169,8 @@ def load_torch_file(path: Path, limit: int) -> Any:
             _check_torch_zip(f, size, path)
         # The descriptor's own path: what is mapped is the file just checked, whatever the
         # name points at by now.
-        proc = Path(f"/proc/self/fd/{fd}")
-        return _torch_load(str(proc) if proc.exists() else str(path), path, mmap=True)
+        proc = open_fd_path(fd)
+        return _torch_load(str(proc or path), path, mmap=True)
     finally:
         os.close(fd)
 

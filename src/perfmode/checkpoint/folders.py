@@ -27,6 +27,7 @@ from typing import Any
 from perfmode.base.clock import format_time, utc_now
 from perfmode.base.fsutil import atomic_write_json, fsync_dir
 from perfmode.base.home import Home
+from perfmode.base.platform import replace_file
 from perfmode.checkpoint.checks import Expected, max_weight_bytes, mlp_weight_bytes
 from perfmode.checkpoint.files import read_json_object
 from perfmode.checkpoint.io import (
@@ -279,9 +280,9 @@ def resolve_checkpoint(home: Home, value: str, run: str | None = None) -> Path:
 def _replace_dir(src: Path, dst: Path) -> None:
     if dst.exists():
         old = dst.with_name(f".{dst.name}.{os.getpid()}.old")
-        os.replace(dst, old)
-        os.replace(src, dst)
+        replace_file(dst, old)
+        replace_file(src, dst)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(src, dst)
+        replace_file(src, dst)
     fsync_dir(dst.parent)

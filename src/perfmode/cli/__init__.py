@@ -4,6 +4,9 @@ May import: errors, base, config, settings, schedule, checkpoint, env, status, g
 training, evaluation, bench, web.
 """
 
+import sys
+
+from perfmode.base.platform import fit_console, streams_without_console
 from perfmode.cli import (  # noqa: F401  (registers commands)
     bench,
     config,
@@ -19,6 +22,10 @@ from perfmode.cli.app import app
 
 
 def main() -> None:
+    streams_without_console()
+    # A console that cannot print the symbols in perfmode's lines gets ASCII instead.
+    fit_console(sys.stdout)
+    fit_console(sys.stderr)
     # The same name in usage lines and completion scripts for `python -m perfmode`.
     app(prog_name="perfmode")
 

@@ -11,6 +11,7 @@ import typer
 
 from perfmode.base.clock import utc_now
 from perfmode.base.modes import hold_modes
+from perfmode.base.platform import forward_signal, forwarded_signals
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.mode import hold_line
 from perfmode.errors import PerfmodeError, UsageError
@@ -23,7 +24,7 @@ from perfmode.settings.holds import (
 )
 from perfmode.settings.store import SettingsStore
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+FORWARDED = forwarded_signals()
 EXAMPLES = "e.g. `perfmode hold quiet -- zoom` or `perfmode hold performance --for 2h`"
 
 
@@ -106,9 +107,9 @@ def _run_holding(store: SettingsStore, mode: str, command: list[str], reason: st
             ) from None
 
         def forward(signum: int, _: Any) -> None:
-            child.send_signal(signum)
+            forward_signal(child, signum)
 
-        previous = {s: signal.signal(s, forward) for s in FORWARDED if s is not None}
+        previous = {s: signal.signal(s, forward) for s in FORWARDED}
         try:
             code = child.wait()
         finally:

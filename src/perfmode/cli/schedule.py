@@ -11,6 +11,7 @@ import typer
 
 from perfmode.base.clock import human_span, parse_time
 from perfmode.base.home import Home
+from perfmode.base.platform import python_without_console
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.errors import UsageError
 from perfmode.schedule.daemon import (
@@ -19,6 +20,13 @@ from perfmode.schedule.daemon import (
     schedule_report,
     stop_on_signals,
     tick_seconds,
+)
+from perfmode.schedule.service import (
+    install_hint,
+    launchd_plist,
+    systemd_unit,
+    task_xml,
+    windows_user,
 )
 from perfmode.schedule.store import clear_timetable, store_timetable, timetable_of
 from perfmode.schedule.timetable import WEEKENDS, Timetable, load_zone
@@ -85,6 +93,19 @@ def schedule(
     print_systemd_unit: Annotated[
         bool, typer.Option("--print-systemd-unit", help="Print a systemd user unit for this home.")
     ] = False,
+    print_task_xml: Annotated[
+        bool,
+        typer.Option(
+            "--print-task-xml",
+            help="Print a Windows Task Scheduler task for this home (for schtasks /Create /XML).",
+        ),
+    ] = False,
+    print_launchd_plist: Annotated[
+        bool,
+        typer.Option(
+            "--print-launchd-plist", help="Print a macOS LaunchAgent (launchd plist) for this home."
+        ),
+    ] = False,
     log_file: Annotated[
         Path | None,
         typer.Option(
@@ -109,6 +130,7 @@ def schedule(
       perfmode schedule --night 22:00 --day 07:30 --weekends performance --tz Europe/Berlin
       perfmode schedule --rule '0 12 * * mon-fri=quiet' --save-only
       perfmode schedule --show
+      perfmode schedule --print-task-xml | Out-File -Encoding unicode perfmode-schedule.xml
     """
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -116,14 +138,27 @@ def schedule(
     h = home_of(home)
     timetable_given = any(v is not None for v in (night, day, weekends, tz)) or bool(rule)
     actions = [n for n, on in (("--show", show), ("--clear", clear)) if on]
-    if print_systemd_unit:
-        actions.append("--print-systemd-unit")
+    printed = {
+        "--print-systemd-unit": print_systemd_unit,
+        "--print-task-xml": print_task_xml,
+        "--print-launchd-plist": print_launchd_plist,
+    }
+    actions += [name for name, on in printed.items() if on]
     if len(actions) > 1 or (actions and timetable_given) or (actions and save_only):
         raise UsageError(f"{actions[0]} goes alone (with --home and --json)")
     if json_out and not (show or clear or save_only):
         raise UsageError("--json goes with --show, --clear or --save-only")
     if print_systemd_unit:
-        typer.echo(systemd_unit(h), nl=False)
+        typer.echo(systemd_unit(h.root, sys.executable), nl=False)
+        return
+    if print_task_xml:
+        python = python_without_console(sys.executable)
+        typer.echo(task_xml(h.root, python, windows_user()), nl=False)
+        typer.echo(install_hint("task", h.root), err=True)
+        return
+    if print_launchd_plist:
+        typer.echo(launchd_plist(h.root, sys.executable), nl=False)
+        typer.echo(install_hint("plist", h.root), err=True)
         return
     store = SettingsStore(h.settings)
     if clear:
@@ -254,38 +289,3 @@ def _at(iso: str, tz: str) -> str:
 def _until(iso: str) -> str:
     t = parse_time(iso)
     return human_span(max((t - datetime.now(UTC)).total_seconds(), 0) if t else 0)
-
-
-def _systemd_arg(arg: str) -> str:
-    # ExecStart splits on spaces and expands % specifiers and $VARS; quote and escape those.
-    arg = arg.replace("%", "%%").replace("$", "$$")
-    if any(c in arg for c in " \t\"'\\"):
-        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return arg
-
-
-def systemd_unit(h: Home, python: str | None = None) -> str:
-    cmd = [python or sys.executable, "-m", "perfmode", "schedule", "--home", str(h.root)]
-    return f"""\
-# perfmode schedule daemon, as a systemd user service. Install:
-#   perfmode schedule --night 18:00 --day 08:00 --save-only --home {h.root}
-#   perfmode schedule --print-systemd-unit --home {h.root} \\
-#     > ~/.config/systemd/user/perfmode-schedule.service
-#   systemctl --user daemon-reload
-#   systemctl --user enable --now perfmode-schedule.service
-#   loginctl enable-linger "$USER"   # keep it running while you are logged out
-[Unit]
-Description=perfmode schedule daemon for {h.root}
-
-[Service]
-Type=simple
-ExecStart={" ".join(_systemd_arg(a) for a in cmd)}
-Environment=PYTHONUNBUFFERED=1
-Restart=on-failure
-RestartSec=30
-# Exit 2 is a bad or missing timetable: restarting will not fix it.
-RestartPreventExitStatus=2
-
-[Install]
-WantedBy=default.target
-"""

@@ -117,8 +117,9 @@ class TrainingConfig:
     poll_interval: float = 0.2
     """Seconds between looks at settings.json (one stat each)."""
     nice: int = 5
-    """CPU priority the trainer lowers itself by (0..19, POSIX nice). On an idle machine it
-    costs nothing; while you work, your programs and perfmode's own commands go first."""
+    """CPU priority the trainer lowers itself by (0..19, POSIX nice; on Windows 1-14 is the
+    below-normal priority class, 15-19 idle). On an idle machine it costs nothing; while you
+    work, your programs and perfmode's own commands go first."""
 
     def __post_init__(self) -> None:
         check(self.total_timesteps >= 1, "training.total_timesteps", self.total_timesteps, ">= 1")

@@ -9,6 +9,8 @@ Sources, first that works wins:
   about the person at the screen;
 - Windows: ``GetLastInputInfo``; macOS: ``HIDIdleTime`` from ``ioreg``.
 
+Which of them are tried on this system is ``perfmode.base.platform.idle_source_names``.
+
 Where none works (a headless server), :attr:`IdleSensor.unknown` says why, and auto decides on
 other programs' CPU use alone. Nothing here raises: a source that fails is dropped.
 """
@@ -19,9 +21,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
+
+from perfmode.base.platform import idle_source_names
 
 IdleSource = Callable[[], float | None]
 
@@ -89,8 +92,6 @@ def _logind_source() -> IdleSource | None:
 
 
 def _windows_source() -> IdleSource | None:
-    if sys.platform != "win32":
-        return None
     import ctypes
     from ctypes import wintypes
 
@@ -110,7 +111,7 @@ def _windows_source() -> IdleSource | None:
 
 
 def _macos_source() -> IdleSource | None:
-    ioreg = shutil.which("ioreg") if sys.platform == "darwin" else None
+    ioreg = shutil.which("ioreg")
     if ioreg is None:
         return None
     pattern = re.compile(r'"HIDIdleTime"\s*=\s*(\d+)')
@@ -153,7 +154,8 @@ class IdleSensor:
 
     def _find(self) -> None:
         self._searched = True
-        for name, make in SOURCES.items():
+        for name in idle_source_names():
+            make = SOURCES[name]
             try:
                 source = make()
             except Exception:

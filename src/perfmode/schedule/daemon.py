@@ -30,6 +30,7 @@ from filelock import FileLock, Timeout
 from perfmode.base.clock import format_time
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
+from perfmode.base.platform import stop_signals
 from perfmode.base.smallfile import read_small
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.schedule.store import SCHEDULE_KEY, reconcile, timetable_of
@@ -200,8 +201,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signals only reach the main thread; the caller sets the event
         return
-    names = ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK"]
-    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    sigs = stop_signals(hangup=True)
     old = {s: signal.getsignal(s) for s in sigs}
     for s in sigs:
         signal.signal(s, lambda *_: stop.set())

@@ -18,6 +18,7 @@ import psutil
 from perfmode.base.clock import format_time, utc_now
 from perfmode.base.cputime import own_cpu_seconds
 from perfmode.base.fsutil import atomic_write_bytes
+from perfmode.base.platform import replace_file
 from perfmode.base.smallfile import open_append
 from perfmode.status.file import write_status
 from perfmode.status.model import GPU_METRICS_COLUMNS as GPU_COLUMNS
@@ -241,7 +242,7 @@ def metrics_columns(path: Path, fields: list[str]) -> list[str]:
         return fields
     if rows and "timesteps" not in header:
         aside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
-        os.replace(path, aside)
+        replace_file(path, aside)
         log.warning("⚠️  %s had no metrics header; moved it to %s", path, aside.name)
         rows, header = [], []
     missing = [c for c in fields if c not in header]

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import IO, Any
 
 from perfmode.base.clock import format_time, human_span, utc_now
+from perfmode.base.platform import fit_console
 from perfmode.status.model import ProgressSection
 
 log = logging.getLogger("perfmode.train")
@@ -137,6 +138,7 @@ class TrainProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         stream = self.stream or sys.stderr
+        fit_console(stream)  # a cp1252 console gets ASCII for the symbols it lacks
         # soft_wrap: log lines keep their text whole (paths!); the terminal wraps them.
         console = Console(file=stream, stderr=stream is sys.stderr, soft_wrap=True)
         self._bar = Progress(

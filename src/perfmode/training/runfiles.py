@@ -13,6 +13,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from perfmode.base.home import Home
+from perfmode.base.platform import replace_file
 from perfmode.errors import PerfmodeError
 from perfmode.status.file import read_status
 
@@ -71,7 +72,7 @@ def archive_run(home: Home, run: str) -> None:
     for p in present:
         if p == home.log_file(run):
             _release_log_file(p)
-        p.rename(target / p.name)
+        replace_file(p, target / p.name)
     log.info(
         "🗄️  --fresh: moved the old %s to %s",
         ", ".join(p.name for p in present),

@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during training: a request to stop at the next safe point."""
+"""Ctrl-C and SIGTERM (Ctrl-Break on Windows) during training: a request to stop at the next
+safe point."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import signal
 from collections.abc import Iterator
 from typing import Any
+
+from perfmode.base.platform import stop_signals
 
 log = logging.getLogger("perfmode.train")
 
@@ -28,7 +31,7 @@ class StopRequest:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._handle) for s in stop_signals()}
         try:
             yield
         finally:

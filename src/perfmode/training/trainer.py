@@ -7,12 +7,10 @@ wiring) and :mod:`perfmode.training.callbacks` (one callback per job).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
 from perfmode.base.home import Home
 from perfmode.base.modes import Mode
+from perfmode.base.platform import lower_priority
 from perfmode.checkpoint.folders import (
     Checkpoint,
     list_checkpoints,
@@ -70,7 +69,7 @@ def train(
         market = load_market(config.env)  # bad data fails here, before anything is written
     device, why = pick_device(t.device)
     home.make_run_dir(run)
-    _lower_priority(t.nice)
+    lower_priority(t.nice)
     with run_lock(home, run):
         if fresh:  # first: this run's log lines belong in the new train.log
             archive_run(home, run)
@@ -219,13 +218,6 @@ def _openable(folder: Path, trust: bool, expect: Any, config: Config) -> Iterato
         if ckpt.state is None:
             raise untrusted_refusal(ckpt)
         yield ckpt
-
-
-def _lower_priority(nice: int) -> None:
-    # Only ever downwards: raising priority back needs privileges, so this is once per process.
-    if nice > 0 and hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(nice)
 
 
 def pick_device(device: str) -> tuple[str, str]:

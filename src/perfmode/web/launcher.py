@@ -2,15 +2,16 @@
 
 The page names a run and picks a config from a list, both checked here; the command line
 is :func:`perfmode.training.command.train_command`'s
-(``sys.executable -m perfmode train --home H --run NAME [--config CFG]``), no shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
-status.json, and only when that process is a ``perfmode train`` of this home and run.
+(``sys.executable -m perfmode train --home H --run NAME [--config CFG]``), no shell.
+Stopping sends SIGTERM (Ctrl-Break on Windows; the trainer saves, then exits) to the pid in
+the run's status.json, and only when that process is a ``perfmode train`` of this home and
+run.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import psutil
 
 from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
+from perfmode.base.platform import detached_kwargs, stop_process
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.status.file import is_alive, read_status
 from perfmode.training import command
@@ -109,9 +111,9 @@ class Launcher:
                         **{k: v for k, v in os.environ.items() if k != TOKEN_ENV},
                         "PYTHONUNBUFFERED": "1",
                     },
-                    # Its own session: Ctrl-C on `perfmode ui` does not stop the trainers it
-                    # started; they are stopped from the page, or with SIGTERM, and save.
-                    start_new_session=True,
+                    # Apart from the page: Ctrl-C on `perfmode ui` does not stop the trainers
+                    # it started; they are stopped from the page (or SIGTERM), and save.
+                    **detached_kwargs(),
                 )
         except OSError as e:
             raise PerfmodeError(f"cannot start a trainer for run {run!r}: {e}") from None
@@ -133,7 +135,7 @@ class Launcher:
         return {run: launch.report() for run, launch in self.launches.items()}
 
     def stop(self, run: str) -> int:
-        """SIGTERM the run's trainer; its pid."""
+        """Ask the run's trainer to save and exit (``platform.stop_process``); its pid."""
         check_run_name(run)
         status = read_status(self.home.status_file(run))
         launch = self.launches.get(run)
@@ -150,7 +152,7 @@ class Launcher:
                 "home and run; not stopping it"
             )
         try:
-            os.kill(pid, signal.SIGTERM)
+            stop_process(pid)
         except ProcessLookupError:
             raise PerfmodeError(f"run {run!r} is not training; nothing to stop") from None
         except OSError as e:

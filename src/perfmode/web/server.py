@@ -12,6 +12,7 @@ import webbrowser
 from typing import Any
 
 from perfmode.base.home import Home
+from perfmode.base.platform import reuse_address_is_safe
 from perfmode.errors import PerfmodeError
 from perfmode.web.security import TOKEN_ENV, Guard, check_bind_host, is_loopback, new_token
 
@@ -30,7 +31,7 @@ def bind(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
-        if os.name == "posix":
+        if reuse_address_is_safe():
             # Lets a restarted server take the port while old connections linger; on POSIX it
             # does not let two servers share it (on Windows it would).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
