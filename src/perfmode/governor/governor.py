@@ -33,6 +33,7 @@ from typing import Any
 from perfmode.config.schema import Config
 from perfmode.governor.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
 from perfmode.governor.gpu import blocking_sync, monitor_for
+from perfmode.governor.homebudget import HomeBudget, home_free_cores
 from perfmode.governor.idle import IdleSensor
 from perfmode.governor.load import LoadSensor
 from perfmode.governor.threads import ThreadPolicy
@@ -164,6 +165,7 @@ class Governor:
         should_stop: Callable[[], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         trainers: Callable[[], Iterable[int]] | None = None,
+        budget: HomeBudget | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -197,8 +199,10 @@ class Governor:
         self.applied_during = "start"
         self._warned: set[str] = set()
         self._next_poll = 0.0
+        self.budget = budget
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
+        self._poll_budget()
         if why is None and self.settings.missing:
             why = "default; no settings.json yet"
         self._log_mode(why or self.decision.reason)
@@ -235,6 +239,7 @@ class Governor:
             self.switch(mode, why or self.decision.reason)
         if reading is not None and self.knobs.mode is not Mode.PAUSED and self.threads.fit_load():
             self._apply_threads()
+        self._poll_budget()
         if self.on_poll is not None:
             self.on_poll()
 
@@ -245,6 +250,39 @@ class Governor:
         while self.knobs.mode is Mode.PAUSED and not self.should_stop():
             self._sleep(self.poll_interval)
             self._poll()
+
+    # -- the home's budget (perfmode.governor.homebudget) -------------------------------
+
+    def _poll_budget(self) -> None:
+        """This run's share of the home: the duty cycle's share at once; waiting is
+        waited out at the next safe point (:meth:`wait_for_turn`)."""
+        if self.budget is None:
+            return
+        free = home_free_cores(self.load.reading, self.load.cores)
+        if self.budget.poll(self.knobs.mode, self.knobs.cpu_share, free):
+            self.duty.set_share(self._duty_share())
+
+    def _duty_share(self) -> float:
+        if self.budget is None or self.budget.share.waiting:
+            return self.knobs.cpu_share
+        return min(self.knobs.cpu_share, self.budget.share.cpu_share)
+
+    @property
+    def waiting(self) -> bool:
+        return self.budget is not None and self.budget.share.waiting
+
+    def wait_for_turn(self) -> None:
+        """At a safe point: while the home's budget has no room for this run, sleep,
+        polling every poll interval, until it has (or a stop comes)."""
+        if not self.waiting:
+            return
+        if self.on_pause is not None:
+            self.on_pause()
+        while self.waiting and not self.should_stop():
+            self._sleep(self.poll_interval)
+            self._poll()
+
+    # ------------------------------------------------------------------------------------
 
     def _decide(self) -> Decision:
         settings = self.settings
@@ -335,11 +373,12 @@ class Governor:
             "threads": self.threads.status(),
             "foreign_cpu": self.load.reading.foreign_cores if self.load.reading else None,
             "other_trainers_cpu": self.load.reading.trainer_cores if self.load.reading else None,
-            "cpu_share": k.cpu_share,
+            "cpu_share": self._duty_share(),
             "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
             "gpu": self.gpu.status(),
             "batch_cap": self.batch_cap,
             "settings_problem": self.settings.problem,
+            **(self.budget.status_fields() if self.budget is not None else {}),
         }
 
     def _apply_now(self, k: Knobs) -> None:
@@ -347,7 +386,7 @@ class Governor:
 
         self.threads.set_fixed(k.torch_threads)
         self._apply_threads()
-        self.duty.set_share(k.cpu_share)
+        self.duty.set_share(self._duty_share())
         if self.device == "cuda":
             # Uncapped is a fraction of 1.0: the call replaces any earlier cap.
             torch.cuda.set_per_process_memory_fraction(k.cuda_memory_fraction or 1.0)

@@ -34,8 +34,9 @@ from perfmode.config.schema import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
 from perfmode.governor.governor import Governor, fit_batch
+from perfmode.governor.homebudget import HomeBudget
+from perfmode.governor.peers import HomePeers
 from perfmode.settings.store import SettingsStore, utc_now
-from perfmode.status.file import trainer_pids
 from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress
 from perfmode.training.fastppo import LeanPPO
@@ -114,6 +115,7 @@ class TrainingSession:
                 "oom_events": [],
             },
         )
+        peers = HomePeers(home)
         self.governor = Governor(
             SettingsStore(home.settings),
             config,
@@ -121,7 +123,8 @@ class TrainingSession:
             on_poll=self._on_poll,
             on_pause=self.at_pause,
             should_stop=lambda: self.stop.requested,
-            trainers=lambda: trainer_pids(home),
+            trainers=peers.pids,
+            budget=HomeBudget(run, peers, self._cores_wanted),
         )
         self.metrics = MetricsCsv(home.metrics_file(run))
         # Rows past the step this run starts from describe updates whose weights were lost
@@ -152,15 +155,24 @@ class TrainingSession:
 
     # -- called by the callback ------------------------------------------------------
 
+    def _cores_wanted(self) -> int:
+        """The cores this run trains with in performance, for the home's budget."""
+        threads = self.governor.threads.status() if hasattr(self, "governor") else {}
+        wanted = [n for n in (threads.get("rollout"), threads.get("update")) if type(n) is int]
+        return max(wanted, default=1)
+
     def _on_poll(self) -> None:
         fields = self.governor.status_fields()
         self.progress.update(self.model.num_timesteps, self.governor.knobs.mode.value)
-        state = "paused" if fields["paused_since"] else "training"
+        if fields["paused_since"]:
+            state = "paused"
+        else:
+            state = "waiting" if self.governor.waiting else "training"
         self.status.update(timesteps=self.model.num_timesteps, state=state, **fields)
         self.status.maybe_write()
 
     def at_pause(self) -> None:
-        """Entering ``paused``: keep a checkpoint no older than checkpoint_freq steps, so
+        """Entering ``paused`` or a wait for the home's budget: keep a checkpoint no older than checkpoint_freq steps, so
         a shutdown while paused loses nothing; then the governor sleeps."""
         last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
         b = self.boundary
@@ -365,6 +377,7 @@ class _SessionCallback(BaseCallback):
         gov = self.session.governor
         gov.end_phase()  # the update just done: timed before a checkpoint is written
         self.session.at_rollout_boundary()
+        gov.wait_for_turn()  # the home's budget: a run that does not fit waits here
         gov.start_phase("rollout")
 
     def _on_step(self) -> bool:
