@@ -113,8 +113,35 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         if t.get("settings_problem"):
             lines.append(("Trainer saw", _text(t["settings_problem"], 300)))
         lines += gpu_status_lines(t)
+    lines += home_budget_lines(r.get("runs") or [])
     lines += schedule_status_lines(r.get("schedule"))
     return lines
+
+
+def home_budget_lines(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """One line per live run: its state, its share of the home's budget, and why."""
+    lines = []
+    for run in runs:
+        budget = run.get("budget")
+        if not run.get("alive") or not isinstance(budget, dict):
+            continue
+        state = run.get("state") if run.get("state") in ("training", "waiting", "paused") else "?"
+        share = _num(budget.get("cpu_share"))
+        if state == "waiting":
+            how = "0 cores"
+        elif share is not None and 0 <= share < 1:
+            how = f"{share:.2g} cores"
+        else:
+            how = f"{_steps(run.get('budget_cores'))} core(s)"
+        label = f"Run {_printable(run.get('run'), 24)}"
+        lines.append((label, f"{state}, {how}: {_printable(budget.get('reason'), 160)}"))
+    return lines
+
+
+def _printable(v: Any, limit: int) -> str:
+    """``v`` without control characters (a status file must not forge a terminal line)."""
+    text = _text(v, limit)
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _settings_lines(r: dict[str, Any]) -> list[tuple[str, str]]:

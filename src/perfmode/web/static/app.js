@@ -164,7 +164,7 @@ function runList(s) {
     const launch = launches[run] || null;
     return { run, st, launch, state: runState(st, launch) };
   });
-  const active = (i) => (i.state === "training" || i.state === "starting" ? 0 : 1);
+  const active = (i) => (["training", "starting", "waiting", "paused"].includes(i.state) ? 0 : 1);
   return items.sort((a, b) => active(a) - active(b)); // stable: newest heartbeat next
 }
 
@@ -239,7 +239,7 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   const badge = q(".badge");
   badge.textContent = rstate;
   badge.dataset.state = rstate;
-  const running = rstate === "training" || rstate === "starting";
+  const running = ["training", "starting", "waiting", "paused"].includes(rstate);
   const pid = st && st.running ? st.pid : launch && launch.running ? launch.pid : null;
   q(".meta").textContent = [pid ? `pid ${pid}` : null, st && st.device].filter(Boolean).join(" · ");
   const stop = q(".stop");
@@ -293,6 +293,10 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   const requested = s.status ? s.status.requested_mode : null;
   if (st && st.running && requested && st.applied_mode !== requested && !st.settings_problem) {
     note(`Switching to ${requested}: threads and CPU share at once, batch and epochs at the next update…`);
+  }
+  if (st && st.running && st.budget && typeof st.budget.reason === "string") {
+    // The home's budget: this run's share, its place in line, and why it waits.
+    note(`Home budget: ${st.budget.reason}`);
   }
   if (st && st.running && st.settings_problem) note(`Trainer sees: ${st.settings_problem}`, true);
   if (st && st.running && threadReason(st)) note(`Threads: ${threadReason(st)}`);
