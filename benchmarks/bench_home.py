@@ -91,22 +91,28 @@ def measure(home: Path, runs: list[str], trainers: list[Trainer], warm: float, w
 
 def switches(
     home: Path, runs: list[str], trainers: list[Trainer], n: int
-) -> dict[str, list[float]]:
-    lat: dict[str, list[float]] = {r: [] for r in runs}
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per run: `perfmode set` started → log line, and settings.json replaced → log line."""
+    from_set: dict[str, list[float]] = {r: [] for r in runs}
+    from_file: dict[str, list[float]] = {r: [] for r in runs}
+    wall_minus_mono = time.time() - time.monotonic()
     mode = "performance"
     for _ in range(n):
         mode = "quiet" if mode == "performance" else "performance"
         marks = [len(t.lines) for t in trainers]
         t0 = time.monotonic()
         set_mode(home, mode)
+        written = (home / "settings.json").stat().st_mtime - wall_minus_mono
         for r, t, after in zip(runs, trainers, marks, strict=True):
             try:
                 _, at = t.wait_line(f"Performance mode: {mode}", after=after, timeout=10)
-                lat[r].append(at - t0)
+                from_set[r].append(at - t0)
+                from_file[r].append(at - written)
             except TimeoutError:
-                lat[r].append(float("inf"))
+                from_set[r].append(float("inf"))
+                from_file[r].append(float("inf"))
         time.sleep(1.0)
-    return lat
+    return from_set, from_file
 
 
 def main() -> None:
@@ -154,11 +160,14 @@ def main() -> None:
             rows.append(("performance, 4 runs: waiting", f"{w4}", f"{max(0, 4 - cores)}"))
             rows.append(("performance, 4 runs: flips", f"{flips4}", "0"))
             rows.append(("performance, 4 runs: cores", f"{c4:.2f}", f"≤ {cores}"))
-            lat = switches(home4, runs4, trainers4, a.switches)
+            from_set, from_file = switches(home4, runs4, trainers4, a.switches)
         finally:
             stop(trainers4)
         for r in runs4:
-            rows.append((f"switch p95, {r}", f"{percentile(lat[r], 0.95):.3f} s", "≤ 0.5 s"))
+            p_set, p_file = percentile(from_set[r], 0.95), percentile(from_file[r], 0.95)
+            rows.append((f"switch p95 {r}: set / file", f"{p_set:.3f} / {p_file:.3f} s", "≤ 0.5 s"))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average {load:.1f} at the end")
     print(f"{'figure':<36}{'measured':>22}   target")
     for name, got, target in rows:
         print(f"{name:<36}{got:>22}   {target}")
