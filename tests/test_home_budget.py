@@ -111,7 +111,7 @@ def _status(home: Home, run: str, **fields) -> None:
 
 def test_a_dead_run_or_a_recycled_pid_holds_no_share(home: Home) -> None:
     me = psutil.Process()
-    _status(home, "live", pid=me.pid, pid_started=me.create_time(), budget_cores=1)
+    _status(home, "live", pid=me.pid, pid_started=me.create_time(), budget={"cores": 1})
     # A pid the system gave to another process since (its start time differs).
     _status(home, "recycled", pid=me.pid, pid_started=me.create_time() - 3600)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

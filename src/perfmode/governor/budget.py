@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perfmode.settings.store import Mode
+from perfmode.base.modes import Mode
 
 MIN_RUN_SHARE = 0.1
 """Quiet never gives a run less than this share of a core: the rest of the line waits."""
@@ -68,16 +68,6 @@ class Share:
     @property
     def waiting(self) -> bool:
         return self.state == "waiting"
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "state": self.state,
-            "cpu_share": round(self.cpu_share, 4),
-            "position": self.position,
-            "runs": self.runs,
-            "served": self.served,
-            "reason": self.reason,
-        }
 
 
 def in_line(peers: Sequence[Peer]) -> list[Peer]:

@@ -18,13 +18,13 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psutil
 
+from perfmode.base.modes import Mode
 from perfmode.governor.budget import Peer, Share, decide_share
 from perfmode.governor.load import LoadReading
-from perfmode.settings.store import Mode
+from perfmode.status.model import BudgetStatus, TrainerStatus
 
 log = logging.getLogger("perfmode.train")
 
@@ -86,9 +86,16 @@ class HomeBudget:
             log.info("%s Home budget: %s", icon, new.reason)
         return (new.state, new.cpu_share) != (old.state, old.cpu_share)
 
-    def status_fields(self) -> dict[str, Any]:
-        return {
-            "pid_started": self.started,
-            "budget_cores": self.me().cores,
-            "budget": self.share.to_json(),
-        }
+    def report(self, into: TrainerStatus) -> None:
+        """Its parts of the trainer's status: who holds the share, and the share."""
+        share = self.share
+        into.run.pid_started = self.started
+        into.budget = BudgetStatus(
+            state=share.state,
+            cpu_share=round(share.cpu_share, 4),
+            cores=self.me().cores,
+            position=share.position,
+            runs=share.runs,
+            served=share.served,
+            reason=share.reason,
+        )

@@ -55,7 +55,8 @@ def peer_of(run: str, status: dict[str, Any]) -> Peer | None:
         psutil.STATUS_TRACING_STOP,
     ):
         return None
-    cores = status.get("budget_cores")
+    budget = status.get("budget")
+    cores = budget.get("cores") if isinstance(budget, dict) else None
     if type(cores) is not int or not 1 <= cores <= 1024:
         cores = 1
     return Peer(run, pid, float(started), cores)

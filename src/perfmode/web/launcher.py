@@ -1,8 +1,8 @@
 """Starting and stopping trainers from the page.
 
-The page names a run and picks a config from a list; the command line is built here and
-nowhere else: ``sys.executable -m perfmode train --home H --run NAME [--config CFG]``, no
-shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
+The page names a run and picks a config from a list, both checked here; the command line
+is :func:`perfmode.training.command.train_command`'s
+(``sys.executable -m perfmode train --home H --run NAME [--config CFG]``), no shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
 status.json, and only when that process is a ``perfmode train`` of this home and run.
 
 Starts queue: the page accepts every start, but the launcher starts a queued trainer only
@@ -18,18 +18,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.governor.peers import peer_of
-from perfmode.settings.store import format_time, utc_now
-from perfmode.status.file import is_alive, read_json_object
+from perfmode.status.file import is_alive, read_json_object, read_status
+from perfmode.training import command
 from perfmode.web.security import TOKEN_ENV
 
 BUILTIN_CONFIG = "built-in default"
@@ -59,10 +59,8 @@ def train_command(home: Home, run: str, config: str) -> list[str]:
             f"config {config!r} is not one of this home's configs; "
             "put a .yaml file in the home or its configs/ folder"
         )
-    cmd = [sys.executable, "-m", "perfmode", "train", "--home", str(home.root), "--run", run]
-    if config != BUILTIN_CONFIG:
-        cmd += ["--config", str(home.root / config)]
-    return cmd
+    path = home.root / config if config != BUILTIN_CONFIG else None
+    return command.train_command(home.root, run=run, config=path)
 
 
 @dataclass
@@ -116,9 +114,9 @@ class Launcher:
         if current is not None and current.running:
             assert current.proc is not None
             raise PerfmodeError(f"run {run!r} is starting already (pid {current.proc.pid})")
-        status = read_json_object(self.home.status_file(run))
+        status = read_status(self.home.status_file(run))
         if status is not None and is_alive(status):
-            raise PerfmodeError(f"run {run!r} is training already (pid {status.get('pid')})")
+            raise PerfmodeError(f"run {run!r} is training already (pid {status.run.pid})")
         output = self.home.root / LAUNCH_DIR / f"{run}.log"
         launch = Launch(run, config, cmd, output, format_time(utc_now()))
         self.launches[run] = launch
@@ -196,13 +194,13 @@ class Launcher:
     def stop(self, run: str) -> int | None:
         """SIGTERM the run's trainer; its pid (None: it was queued, and now is not)."""
         check_run_name(run)
-        status = read_json_object(self.home.status_file(run)) or {}
+        status = read_status(self.home.status_file(run))
         launch = self.launches.get(run)
         if launch is not None and launch.queued:
             launch.exit_code, launch.message = 0, "taken off the queue before it started"
             return None
-        if is_alive(status):
-            pid = int(status["pid"])
+        if status is not None and status.run.pid is not None and is_alive(status):
+            pid = status.run.pid
         elif launch is not None and launch.running and launch.proc is not None:
             # Started here and still loading (no status.json of its own yet).
             pid = launch.proc.pid
