@@ -89,6 +89,12 @@ class RunSection(_Section):
     pid_started: float | None = None
     """The process's start time: with ``pid``, who holds a share of the home's budget."""
 
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if self.pid_started is None:  # written by a perfmode without the home's budget
+            del out["pid_started"]
+        return out
+
 
 @dataclass
 class ProgressSection(_Section):
@@ -221,7 +227,8 @@ class TrainerStatus:
             out.update(getattr(self, name).to_json())
         out["threads"] = self.threads.to_json()
         out["gpu"] = self.gpu.to_json()
-        out["budget"] = self.budget.to_json()
+        if self.budget.state is not None:  # none in a file of a perfmode without it
+            out["budget"] = self.budget.to_json()
         out["oom_events"] = [e.to_json() for e in self.oom_events]
         return out
 
@@ -278,7 +285,12 @@ class RunView:
         )
 
 
+NEWER_KEYS = frozenset({"pid_started", "budget"})
+"""Keys only a trainer with the home's budget writes (an older file has none of them)."""
+
+
 # Keys of a run in `perfmode status --json` and the page, for the check that the page's
 # script reads only keys that exist.
 def run_keys() -> set[str]:
-    return set(RunView(TrainerStatus(threads=ThreadsStatus(choice="auto"))).to_json())
+    status = TrainerStatus(threads=ThreadsStatus(choice="auto"), budget=BudgetStatus(state="?"))
+    return set(RunView(status).to_json())
