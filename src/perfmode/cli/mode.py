@@ -90,8 +90,35 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("Trainer", "not running" + extra))
     else:
         lines += _trainer_lines(RunView.from_json(r["trainer"]))
+    lines += home_budget_lines([RunView.from_json(x) for x in r.get("runs") or []])
     lines += schedule_status_lines(r.get("schedule"))
     return lines
+
+
+def home_budget_lines(runs: list[RunView]) -> list[tuple[str, str]]:
+    """One line per live run: its state, its share of the home's budget, and why."""
+    lines = []
+    for view in runs:
+        t, budget = view.status, view.status.budget
+        if not view.alive or budget.state is None:
+            continue
+        state = t.run.state if t.run.state in ("training", "waiting", "paused") else "?"
+        share = budget.cpu_share
+        if state == "waiting":
+            how = "0 cores"
+        elif share is not None and 0 <= share < 1:
+            how = f"{share:.2g} cores"
+        else:
+            how = f"{_steps(budget.cores)} core(s)"
+        label = f"Run {_printable(t.run.run, 24)}"
+        lines.append((label, f"{state}, {how}: {_printable(budget.reason, 160)}"))
+    return lines
+
+
+def _printable(v: Any, limit: int) -> str:
+    """``v`` without control characters (a status file must not forge a terminal line)."""
+    text = _text(v, limit)
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _trainer_lines(view: RunView) -> list[tuple[str, str]]:

@@ -77,6 +77,17 @@ def train(
             "--seed", min=0, metavar="N", help="Seed (overrides training.seed).", show_default=False
         ),
     ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds",
+            metavar="LIST",
+            help="Several seeds of this config, each its own run named RUN-sN: a range (0-3), "
+            "a list (0,2,5) or both. Waits for all; Ctrl-C stops all (each saves); exits "
+            "with the worst run's status. The same command again resumes each.",
+            show_default=False,
+        ),
+    ] = None,
     device: Annotated[
         Literal["auto", "cpu", "cuda"] | None,
         typer.Option(
@@ -115,7 +126,24 @@ def train(
       perfmode train --timesteps 250000
       perfmode train --config configs/train_config.yaml --data prices.csv --run eurusd
       perfmode train --fresh --seed 7
+      perfmode train --seeds 0-3 --run sweep
     """
+    if seeds is not None:
+        code = _train_seeds(
+            seeds,
+            seed,
+            run,
+            config=config,
+            timesteps=timesteps,
+            data=data,
+            symbol=symbol,
+            date_format=date_format,
+            device=device,
+            fresh=fresh,
+            trust_checkpoint=trust_checkpoint,
+            home=home,
+        )
+        raise typer.Exit(code)
     with _stop_before_training() as stopped:
         try:
             h = home_of(home)
@@ -160,6 +188,29 @@ def train(
             return
     if result.checkpoint is not None:
         typer.echo(f"checkpoint: {result.checkpoint}")
+
+
+def _train_seeds(seeds: str, seed: int | None, run: str, **given: Any) -> int:
+    """One child ``perfmode train`` per seed (see :mod:`perfmode.training.seeds`)."""
+    from perfmode.errors import UsageError
+    from perfmode.training.seeds import SeedRuns, parse_seeds, seed_runs
+
+    if seed is not None:
+        raise UsageError("give --seed or --seeds, not both")
+    numbers = parse_seeds(seeds)
+    names = seed_runs(run, numbers)
+    h = home_of(given.pop("home"))
+    common = [sys.executable, "-m", "perfmode", "train", "--home", str(h.root)]
+    for flag in ("config", "timesteps", "data", "symbol", "date_format", "device"):
+        if given[flag] is not None:
+            common += [f"--{flag.replace('_', '-')}", str(given[flag])]
+    common += [f"--{f.replace('_', '-')}" for f in ("fresh", "trust_checkpoint") if given[f]]
+    commands = [
+        (name, [*common, "--seed", str(n), "--run", name])
+        for n, name in zip(numbers, names, strict=True)
+    ]
+    typer.echo(f"Starting {len(names)} runs: {', '.join(names)}")
+    return SeedRuns(commands).run()
 
 
 class _StoppedBeforeTraining(BaseException):

@@ -43,6 +43,7 @@ from perfmode.config.schema import Config
 from perfmode.governor.appliers import KnobAppliers
 from perfmode.governor.effective import Decision
 from perfmode.governor.gpu import monitor_for
+from perfmode.governor.homebudget import HomeBudget, home_free_cores
 from perfmode.governor.sensors import Sensors
 from perfmode.settings.store import Settings, SettingsStore, SettingsWatcher
 from perfmode.status.model import (
@@ -116,6 +117,7 @@ class Governor:
         should_stop: Callable[[], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         trainers: Callable[[], Iterable[int]] | None = None,
+        budget: HomeBudget | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -144,8 +146,10 @@ class Governor:
         self.applied_during = "start"
         self._warned: set[str] = set()
         self._next_poll = 0.0
+        self.budget = budget
         self._apply_now(self.knobs)
         self._check_batch(self.knobs)
+        self._poll_budget()
         if why is None and self.settings.missing:
             why = "default; no settings.json yet"
         self._log_mode(why or self.decision.reason)
@@ -179,6 +183,7 @@ class Governor:
             self.switch(mode, why or self.decision.reason)
         if reading is not None and self.knobs.mode is not Mode.PAUSED and self.threads.fit_load():
             self._apply_threads()
+        self._poll_budget()
         if self.on_poll is not None:
             self.on_poll()
 
@@ -189,6 +194,39 @@ class Governor:
         while self.knobs.mode is Mode.PAUSED and not self.should_stop():
             self._sleep(self.poll_interval)
             self._poll()
+
+    # -- the home's budget (perfmode.governor.homebudget) -------------------------------
+
+    def _poll_budget(self) -> None:
+        """This run's share of the home: the duty cycle's share at once; waiting is
+        waited out at the next safe point (:meth:`wait_for_turn`)."""
+        if self.budget is None:
+            return
+        free = home_free_cores(self.load.reading, self.load.cores)
+        if self.budget.poll(self.knobs.mode, self.knobs.cpu_share, free):
+            self.duty.set_share(self._duty_share())
+
+    def _duty_share(self) -> float:
+        if self.budget is None or self.budget.share.waiting:
+            return self.knobs.cpu_share
+        return min(self.knobs.cpu_share, self.budget.share.cpu_share)
+
+    @property
+    def waiting(self) -> bool:
+        return self.budget is not None and self.budget.share.waiting
+
+    def wait_for_turn(self) -> None:
+        """At a safe point: while the home's budget has no room for this run, sleep,
+        polling every poll interval, until it has (or a stop comes)."""
+        if not self.waiting:
+            return
+        if self.on_pause is not None:
+            self.on_pause()
+        while self.waiting and not self.should_stop():
+            self._sleep(self.poll_interval)
+            self._poll()
+
+    # ------------------------------------------------------------------------------------
 
     def _decide(self) -> Decision:
         return self.sensors.decide(self.settings)
@@ -269,7 +307,7 @@ class Governor:
             batch_size=k.batch_size,
             n_epochs=k.n_epochs,
             torch_threads=self.threads.current,
-            cpu_share=k.cpu_share,
+            cpu_share=self._duty_share(),
             cuda_memory_fraction=k.cuda_memory_fraction if self.device == "cuda" else None,
             batch_cap=self.batch_cap,
         )
@@ -284,6 +322,8 @@ class Governor:
         )
         into.threads = self.threads.status()
         into.gpu = self.gpu.status()
+        if self.budget is not None:
+            self.budget.report(into)
 
     @property
     def mode_reason(self) -> str:
@@ -292,6 +332,8 @@ class Governor:
 
     def _apply_now(self, k: Knobs) -> None:
         self.appliers.apply_now(k, self.phase)
+        if self.budget is not None:  # the home's share, not the profile's
+            self.duty.set_share(self._duty_share())
 
     def _apply_threads(self) -> None:
         self.appliers.apply_threads(self.phase)

@@ -53,8 +53,9 @@ class LoadReading:
         return max(1, min(self.cores, math.floor(self.cores - self.foreign_cores + 0.5)))
 
 
-TRAINERS_REFRESH_S = 10.0
-"""How often the list of other trainers is asked for again (a new run rarely appears)."""
+TRAINERS_REFRESH_S = 2.0
+"""How often the list of other trainers is asked for again: a run that has just started must
+soon count as one of the home's (the home's budget reads the list anyway, cached)."""
 
 
 class LoadSensor:

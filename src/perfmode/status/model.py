@@ -81,11 +81,19 @@ class RunSection(_Section):
     pid: int | None = None
     run: str | None = None
     state: str | None = None
-    """training, paused, stopped, finished or failed."""
+    """training, waiting (for the home's budget), paused, stopped, finished or failed."""
     device: str | None = None
     started_at: str | None = None
     heartbeat: str | None = None
     """Set by the writer at each write."""
+    pid_started: float | None = None
+    """The process's start time: with ``pid``, who holds a share of the home's budget."""
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if self.pid_started is None:  # written by a perfmode without the home's budget
+            del out["pid_started"]
+        return out
 
 
 @dataclass
@@ -169,6 +177,22 @@ class GpuStatus(_Section):
 
 
 @dataclass
+class BudgetStatus(_Section):
+    """This run's share of the home's budget (:mod:`perfmode.governor.budget`)."""
+
+    state: str | None = None
+    """training or waiting."""
+    cpu_share: float | None = None
+    cores: int | None = None
+    """Cores it trains with in performance (its threads)."""
+    position: int | None = None
+    """1-based place in the home's line."""
+    runs: int | None = None
+    served: int | None = None
+    reason: str | None = None
+
+
+@dataclass
 class OomEvent(_Section):
     at: str | None = None
     timesteps: int | None = None
@@ -194,6 +218,7 @@ class TrainerStatus:
     load: LoadSection = field(default_factory=LoadSection)
     threads: ThreadsStatus = field(default_factory=ThreadsStatus)
     gpu: GpuStatus = field(default_factory=GpuStatus)
+    budget: BudgetStatus = field(default_factory=BudgetStatus)
     oom_events: list[OomEvent] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -202,6 +227,8 @@ class TrainerStatus:
             out.update(getattr(self, name).to_json())
         out["threads"] = self.threads.to_json()
         out["gpu"] = self.gpu.to_json()
+        if self.budget.state is not None:  # none in a file of a perfmode without it
+            out["budget"] = self.budget.to_json()
         out["oom_events"] = [e.to_json() for e in self.oom_events]
         return out
 
@@ -216,6 +243,7 @@ class TrainerStatus:
             **sections,
             threads=ThreadsStatus.from_json(data.get("threads")),
             gpu=GpuStatus.from_json(data.get("gpu")),
+            budget=BudgetStatus.from_json(data.get("budget")),
             oom_events=[OomEvent.from_json(e) for e in events if isinstance(e, dict)],
         )
 
@@ -257,7 +285,12 @@ class RunView:
         )
 
 
+NEWER_KEYS = frozenset({"pid_started", "budget"})
+"""Keys only a trainer with the home's budget writes (an older file has none of them)."""
+
+
 # Keys of a run in `perfmode status --json` and the page, for the check that the page's
 # script reads only keys that exist.
 def run_keys() -> set[str]:
-    return set(RunView(TrainerStatus(threads=ThreadsStatus(choice="auto"))).to_json())
+    status = TrainerStatus(threads=ThreadsStatus(choice="auto"), budget=BudgetStatus(state="?"))
+    return set(RunView(status).to_json())

@@ -81,6 +81,9 @@ class _PhaseStart(BaseCallback):
         self.governor = governor
 
     def _on_rollout_start(self) -> None:
+        # The safe point, after any checkpoint that was due: a run the home's budget has no
+        # room for waits here.
+        self.governor.wait_for_turn()
         self.governor.start_phase("rollout")
 
     def _on_step(self) -> bool:
@@ -115,7 +118,10 @@ class ReportingCallback(BaseCallback):
         s = self.status.status
         self.governor.report(s)
         self.progress.update(steps, self.governor.knobs.mode.value)
-        s.run.state = "paused" if s.mode.paused_since else "training"
+        if s.mode.paused_since:
+            s.run.state = "paused"
+        else:
+            s.run.state = "waiting" if self.governor.waiting else "training"
         s.progress.timesteps = steps
         self.status.maybe_write()
 

@@ -21,8 +21,9 @@ from perfmode.config.schema import Config
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
 from perfmode.governor.governor import Governor
+from perfmode.governor.homebudget import HomeBudget
+from perfmode.governor.peers import HomePeers
 from perfmode.settings.store import SettingsStore
-from perfmode.status.file import trainer_pids
 from perfmode.status.model import (
     CheckpointSection,
     OomEvent,
@@ -73,6 +74,7 @@ class TrainingSession:
         self.status = StatusFile(
             home.status_file(run), _first_status(config, run, model, device, resumed_from)
         )
+        peers = HomePeers(home)
         self.governor = Governor(
             SettingsStore(home.settings),
             config,
@@ -80,7 +82,8 @@ class TrainingSession:
             on_poll=self._on_poll,
             on_pause=self._at_pause,
             should_stop=lambda: self.stop.requested,
-            trainers=lambda: trainer_pids(home),
+            trainers=peers.pids,
+            budget=HomeBudget(run, peers, self._cores_wanted),
         )
         self.progress = TrainProgress(
             config.training.total_timesteps, model.num_timesteps, terminal=progress_bar
@@ -115,11 +118,18 @@ class TrainingSession:
         """Write ``state`` (default: the model as it is now) as a checkpoint; prune old ones."""
         return self.checkpointing.save(self.model, state, final)
 
+    def _cores_wanted(self) -> int:
+        """The cores this run trains with in performance, for the home's budget."""
+        if not hasattr(self, "governor"):  # the governor's own first look
+            return 1
+        threads = self.governor.threads.status()
+        return max(n for n in (threads.rollout, threads.update, 1) if type(n) is int)
+
     def _on_poll(self) -> None:
         self.reporting.poll(self.model.num_timesteps)
 
     def _at_pause(self) -> None:
-        """Entering ``paused``: a checkpoint if the last is old; then the governor sleeps."""
+        """Entering ``paused`` or a wait for the home's budget: a checkpoint if the last is old; then the governor sleeps."""
         self.checkpointing.at_pause(self.model)
         self._on_poll()
         self.status.maybe_write(force=True)

@@ -6,6 +6,12 @@ is :func:`perfmode.training.command.train_command`'s
 Stopping sends SIGTERM (Ctrl-Break on Windows; the trainer saves, then exits) to the pid in
 the run's status.json, and only when that process is a ``perfmode train`` of this home and
 run.
+
+Starts queue: the page accepts every start, but the launcher starts a queued trainer only
+while the home's budget has room for one more (no run of the home waits for a share and no
+trainer started here is still loading), one at a time, so 30 starts neither load 30
+interpreters at once nor keep 30 idle trainers in memory: the home runs what its budget
+serves, plus at most one waiting in line, and the queue starts the next as a run ends.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.base.platform import detached_kwargs, stop_process
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.status.file import is_alive, read_status
+from perfmode.governor.peers import peer_of
+from perfmode.status.file import is_alive, read_json_object, read_status
 from perfmode.training import command
 from perfmode.web.security import TOKEN_ENV
 
@@ -64,19 +71,32 @@ class Launch:
 
     run: str
     config: str
-    proc: subprocess.Popen[bytes]
+    cmd: list[str]
     output: Path
-    started_at: str
+    queued_at: str
+    proc: subprocess.Popen[bytes] | None = None
+    """None while it is queued."""
+    started_at: str | None = None
     exit_code: int | None = None
     message: str | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.proc is None and self.exit_code is None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.exit_code is None and self.proc.poll() is None
 
     def report(self) -> dict[str, Any]:
         return {
             "run": self.run,
             "config": self.config,
-            "pid": self.proc.pid,
+            "pid": self.proc.pid if self.proc else None,
+            "queued": self.queued,
+            "queued_at": self.queued_at,
             "started_at": self.started_at,
-            "running": self.exit_code is None,
+            "running": self.proc is not None and self.exit_code is None,
             "exit_code": self.exit_code,
             "message": self.message,
         }
@@ -88,17 +108,54 @@ class Launcher:
         self.launches: dict[str, Launch] = {}
 
     def start(self, run: str, config: str) -> Launch:
+        """Queue a trainer for ``run``; it starts now if the home's budget has room."""
         cmd = train_command(self.home, run, config)
         current = self.launches.get(run)
-        if current is not None and current.exit_code is None and current.proc.poll() is None:
+        if current is not None and current.queued:
+            raise PerfmodeError(f"run {run!r} is queued already")
+        if current is not None and current.running:
+            assert current.proc is not None
             raise PerfmodeError(f"run {run!r} is starting already (pid {current.proc.pid})")
         status = read_status(self.home.status_file(run))
         if status is not None and is_alive(status):
             raise PerfmodeError(f"run {run!r} is training already (pid {status.run.pid})")
-        out_dir = self.home.root / LAUNCH_DIR
+        output = self.home.root / LAUNCH_DIR / f"{run}.log"
+        launch = Launch(run, config, cmd, output, format_time(utc_now()))
+        self.launches[run] = launch
+        self._start_queued()
+        return launch
+
+    def _room(self) -> bool:
+        """The home's budget could serve one more run: nobody waits, nothing is loading."""
+        for launch in self.launches.values():
+            if launch.running and not self._has_status(launch):
+                return False  # still loading: what it will get is not known yet
+        for run in self.home.run_names():
+            status = read_json_object(self.home.status_file(run))
+            if status and status.get("state") == "waiting" and peer_of(run, status):
+                return False
+        return True
+
+    def _has_status(self, launch: Launch) -> bool:
+        status = read_json_object(self.home.status_file(launch.run)) or {}
+        return launch.proc is not None and status.get("pid") == launch.proc.pid
+
+    def _start_queued(self) -> bool:
+        """Start the oldest queued trainer if there is room; True when one started."""
+        queued = [x for x in self.launches.values() if x.queued]
+        if not queued or not self._room():
+            return False
+        launch = min(queued, key=lambda x: x.queued_at)
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            output = out_dir / f"{run}.log"
+            self._spawn(launch)
+        except PerfmodeError as e:
+            launch.exit_code, launch.message = 1, str(e)
+        return True
+
+    def _spawn(self, launch: Launch) -> None:
+        run, cmd, output = launch.run, launch.cmd, launch.output
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
             with open(output, "wb") as out:
                 proc = subprocess.Popen(
                     cmd,
@@ -117,15 +174,17 @@ class Launcher:
                 )
         except OSError as e:
             raise PerfmodeError(f"cannot start a trainer for run {run!r}: {e}") from None
-        launch = Launch(run, config, proc, output, format_time(utc_now()))
-        self.launches[run] = launch
-        return launch
+        launch.proc, launch.started_at = proc, format_time(utc_now())
 
     def poll(self) -> bool:
-        """Notice trainers that exited; True when one did (the page must be told)."""
-        changed = False
+        """Notice trainers that exited, start queued ones; True when the page must be told."""
+        changed = self._start_queued()
         for launch in self.launches.values():
-            if launch.exit_code is None and launch.proc.poll() is not None:
+            if (
+                launch.proc is not None
+                and launch.exit_code is None
+                and launch.proc.poll() is not None
+            ):
                 launch.exit_code = launch.proc.returncode
                 launch.message = last_line(launch.output, prefer_error=launch.exit_code != 0)
                 changed = True
@@ -134,14 +193,18 @@ class Launcher:
     def report(self) -> dict[str, dict[str, Any]]:
         return {run: launch.report() for run, launch in self.launches.items()}
 
-    def stop(self, run: str) -> int:
-        """Ask the run's trainer to save and exit (``platform.stop_process``); its pid."""
+    def stop(self, run: str) -> int | None:
+        """Ask the run's trainer to save and exit (``platform.stop_process``); its pid (None:
+        it was queued, and now is not)."""
         check_run_name(run)
         status = read_status(self.home.status_file(run))
         launch = self.launches.get(run)
+        if launch is not None and launch.queued:
+            launch.exit_code, launch.message = 0, "taken off the queue before it started"
+            return None
         if status is not None and status.run.pid is not None and is_alive(status):
             pid = status.run.pid
-        elif launch is not None and launch.exit_code is None and launch.proc.poll() is None:
+        elif launch is not None and launch.running and launch.proc is not None:
             # Started here and still loading (no status.json of its own yet).
             pid = launch.proc.pid
         else:

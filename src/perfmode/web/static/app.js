@@ -143,6 +143,8 @@ function renderConfigs(configs) {
 function runState(st, launch) {
   // Its process lives and holds the run, but it is stopped (SIGSTOP) or hangs.
   if (st && st.alive && !st.running) return "not responding";
+  // Accepted, not started: the home's budget has no room for another trainer yet.
+  if (launch && launch.queued) return "queued";
   const launchRunning = launch && launch.running;
   if (launchRunning && !(st && st.running && st.pid === launch.pid)) return "starting";
   if (st && st.running) return st.state || "training";
@@ -164,7 +166,7 @@ function runList(s) {
     const launch = launches[run] || null;
     return { run, st, launch, state: runState(st, launch) };
   });
-  const active = (i) => (i.state === "training" || i.state === "starting" ? 0 : 1);
+  const active = (i) => (["training", "starting", "waiting", "paused", "queued"].includes(i.state) ? 0 : 1);
   return items.sort((a, b) => active(a) - active(b)); // stable: newest heartbeat next
 }
 
@@ -239,7 +241,7 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   const badge = q(".badge");
   badge.textContent = rstate;
   badge.dataset.state = rstate;
-  const running = rstate === "training" || rstate === "starting";
+  const running = ["training", "starting", "waiting", "paused", "queued"].includes(rstate);
   const pid = st && st.running ? st.pid : launch && launch.running ? launch.pid : null;
   q(".meta").textContent = [pid ? `pid ${pid}` : null, st && st.device].filter(Boolean).join(" · ");
   const stop = q(".stop");
@@ -294,6 +296,10 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   if (st && st.running && requested && st.applied_mode !== requested && !st.settings_problem) {
     note(`Switching to ${requested}: threads and CPU share at once, batch and epochs at the next update…`);
   }
+  if (st && st.running && st.budget && typeof st.budget.reason === "string") {
+    // The home's budget: this run's share, its place in line, and why it waits.
+    note(`Home budget: ${st.budget.reason}`);
+  }
   if (st && st.running && st.settings_problem) note(`Trainer sees: ${st.settings_problem}`, true);
   if (st && st.running && threadReason(st)) note(`Threads: ${threadReason(st)}`);
   if (st && st.running) for (const line of st.gpu_lines || []) note(line, line.startsWith("GPU guard"));
@@ -309,6 +315,7 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   if (rstate === "not running" && st && st.state === "training") {
     note("The trainer stopped without saying so (killed, or it crashed); start it again to resume from the last checkpoint.", true);
   }
+  if (rstate === "queued") note("Queued: it starts when the home's budget has room for another run (none waits, none is loading)");
   if (launch && rstate === "starting") note(`Started from this page with ${launch.config}; loading…`);
   // How the trainer started here ended, unless another one has taken the run since.
   if (launch && !launch.running && launch.message && !(st && st.running && st.pid !== launch.pid)) {
