@@ -18,13 +18,22 @@ _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def resolve_home(home: Path | str | None = None) -> Home:
-    """``home`` if given, else ``$PERFMODE_HOME``, else the current directory."""
+    """``home`` if given, else ``$PERFMODE_HOME``, else the current directory.
+
+    A bad value is reported under the name it came from (``--home`` or ``PERFMODE_HOME``).
+    """
+    source = "--home"
     if home is None or str(home) == "":
+        source = HOME_ENV
         home = os.environ.get(HOME_ENV) or Path.cwd()
     root = Path(home).expanduser()
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"home {root} is a file, not a folder; pass --home DIR with a folder")
-    return Home(root.resolve())
+    try:
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{source}: '{root}' is a file; pass a folder")
+        return Home(root.resolve())
+    except (OSError, RuntimeError) as e:  # RuntimeError: pathlib's "Symlink loop" (3.11)
+        why = "is a symlink loop" if "loop" in str(e).lower() else f"cannot be used ({e})"
+        raise UsageError(f"{source}: '{root}' {why}; pass a folder") from None
 
 
 def check_run_name(run: str) -> str:

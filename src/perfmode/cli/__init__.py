@@ -11,10 +11,11 @@ from perfmode.cli import (  # noqa: F401  (registers commands)
     train,
     ui,
 )
-from perfmode.cli.app import app
+from perfmode.cli.app import app, tolerant_console
 
 
 def main() -> None:
+    tolerant_console()
     # The same name in usage lines and completion scripts for `python -m perfmode`.
     app(prog_name="perfmode")
 
