@@ -14,7 +14,7 @@ from perfmode.errors import PerfmodeError, UsageError
 
 HOME_ENV = "PERFMODE_HOME"
 DEFAULT_RUN = "default"
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # always fullmatch: `$` lets "x\n" in
 
 
 def resolve_home(home: Path | str | None = None) -> Home:
@@ -37,7 +37,7 @@ def resolve_home(home: Path | str | None = None) -> Home:
 
 
 def check_run_name(run: str) -> str:
-    if not _RUN_NAME.match(run):
+    if not _RUN_NAME.fullmatch(run):
         raise UsageError(
             f"run name {run!r} is not allowed; use letters, digits, '.', '_' or '-' (max 64)"
         )
@@ -92,7 +92,7 @@ class Home:
             names = [p.name for p in self.runs_dir.iterdir() if p.is_dir()]
         except OSError:  # no runs yet, or a home we cannot list
             return []
-        return sorted(n for n in names if _RUN_NAME.match(n))
+        return sorted(n for n in names if _RUN_NAME.fullmatch(n))
 
     def make_run_dir(self, run: str = DEFAULT_RUN) -> Path:
         """The run's folder, made if needed; a home that cannot hold it is one clear error."""

@@ -20,7 +20,7 @@ from perfmode.base.smallfile import open_append
 from perfmode.governor.gpu import METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.governor.load import own_cpu_seconds
 from perfmode.settings.store import format_time, utc_now
-from perfmode.status.file import write_status
+from perfmode.status.file import process_started, write_status
 
 log = logging.getLogger("perfmode.train")
 
@@ -50,7 +50,9 @@ class StatusFile:
 
     def __init__(self, path: Path, fields: dict[str, Any]) -> None:
         self.path = path
-        self.fields: dict[str, Any] = {"pid": os.getpid(), **fields}
+        # The start time tells this process from a later one given the same pid.
+        started = process_started(os.getpid())
+        self.fields: dict[str, Any] = {"pid": os.getpid(), "pid_started": started, **fields}
         self._written: dict[str, Any] = {}
         self._last_write = 0.0
         self._failure: str | None = None

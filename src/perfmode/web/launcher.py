@@ -3,7 +3,8 @@
 The page names a run and picks a config from a list; the command line is built here and
 nowhere else: ``sys.executable -m perfmode train --home H --run NAME [--config CFG]``, no
 shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
-status.json, and only when that process is a ``perfmode train`` of this home and run.
+status.json, and only when that process started when the trainer recorded it did (a pid
+and an argv alone can be anyone's) and is a ``perfmode train`` of this home and run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import psutil
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import format_time, utc_now
-from perfmode.status.file import is_alive, read_json_object
+from perfmode.status.file import is_alive, is_writer, read_json_object
 from perfmode.web.security import TOKEN_ENV
 
 BUILTIN_CONFIG = "built-in default"
@@ -141,15 +142,21 @@ class Launcher:
         launch = self.launches.get(run)
         if is_alive(status):
             pid = int(status["pid"])
+            writer = is_writer(status)
         elif launch is not None and launch.exit_code is None and launch.proc.poll() is None:
             # Started here and still loading (no status.json of its own yet).
-            pid = launch.proc.pid
+            pid, writer = launch.proc.pid, True  # our own child: its pid is ours to wait on
         else:
             raise PerfmodeError(f"run {run!r} is not training; nothing to stop")
         if not is_trainer_of(pid, self.home, run):
             raise PerfmodeError(
                 f"pid {pid} in {self.home.status_file(run)} is not a perfmode trainer of this "
                 "home and run; not stopping it"
+            )
+        if not writer:
+            raise PerfmodeError(
+                f"pid {pid} in {self.home.status_file(run)} is not the process that wrote it "
+                "(it did not start when the trainer recorded it did); not stopping it"
             )
         try:
             os.kill(pid, signal.SIGTERM)
