@@ -12,15 +12,17 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
 
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
+from perfmode.base.smallfile import kind_of
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import is_alive, is_writer, read_json_object
@@ -100,7 +102,7 @@ class Launcher:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             output = out_dir / f"{run}.log"
-            with open(output, "wb") as out:
+            with open_output(output) as out:
                 proc = subprocess.Popen(
                     cmd,
                     stdin=subprocess.DEVNULL,
@@ -167,6 +169,43 @@ class Launcher:
         return pid
 
 
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC
+
+
+def open_output(path: Path) -> BinaryIO:
+    """The run's output file, emptied for a new start: a regular file of its own only.
+
+    A symlink planted there is refused, not followed (emptying it would empty its target);
+    a FIFO opens without blocking (or fails: no reader) and is refused by fstat.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NO_FOLLOW, 0o644)
+    except OSError as e:
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_ISLNK(mode):
+            raise PerfmodeError(
+                f"{path} is a symlink; the page writes a trainer's output only to a file of "
+                "its own there: remove the link"
+            ) from None
+        if not stat.S_ISREG(mode):  # a FIFO with no reader: ENXIO
+            raise PerfmodeError(
+                f"{path} is {kind_of(mode)}, not a regular file; remove it and start the run again"
+            ) from None
+        raise PerfmodeError(f"cannot write {path}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PerfmodeError(
+            f"{path} is {kind_of(mode)}, not a regular file; remove it and start the run again"
+        )
+    os.set_blocking(fd, True)
+    os.ftruncate(fd, 0)
+    return os.fdopen(fd, "wb")
+
+
 def is_trainer_of(pid: int, home: Home, run: str) -> bool:
     try:
         p = psutil.Process(pid)
@@ -220,9 +259,12 @@ def _option(args: list[str], name: str) -> str | None:
 def last_line(path: Path, prefer_error: bool) -> str | None:
     """The line that says how a trainer ended: its ``Error:`` line if it failed, else the last."""
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 16384))
-            tail = f.read().decode("utf-8", "replace")
+        with os.fdopen(os.open(path, os.O_RDONLY | _NO_FOLLOW), "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None  # a FIFO would never end the read
+            f.seek(max(0, st.st_size - 16384))
+            tail = f.read(16384).decode("utf-8", "replace")
     except OSError:
         return None
     lines = [_ANSI.sub("", line).strip() for line in tail.replace("\r", "\n").splitlines()]
