@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from perfmode.base.home import Home
-from perfmode.training.session import SAME_STOP_S, StopRequest
+from perfmode.training.stop import SAME_STOP_S, StopRequest
 from tests.conftest import PERFMODE, wait_for
 from tests.trainkit import read_status, write_config
 

@@ -1,0 +1,54 @@
+"""Ctrl-C and SIGTERM during training: a request to stop at the next safe point."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+log = logging.getLogger("perfmode.train")
+
+
+# One Ctrl-C can arrive twice: the terminal sends SIGINT to its whole foreground group, and
+# a starter in that group (`perfmode hold`, a script) passes its own copy on. Both land
+# within milliseconds; a person's deliberate second Ctrl-C comes after reading the message.
+SAME_STOP_S = 1.5
+
+
+class StopRequest:
+    """Ctrl-C or SIGTERM: stop at the next safe point and save; a second Ctrl-C: stop now.
+
+    Any signal within ``SAME_STOP_S`` of the first is that same stop, whichever process
+    passed it on and in whatever order the copies arrive.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.requested = False
+        self._clock = clock
+        self._first_at = 0.0
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        now = self._clock()
+        if self.requested:
+            if now - self._first_at <= SAME_STOP_S:
+                return  # another copy of the same Ctrl-C
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+        else:
+            self.requested, self._first_at = True, now
+        log.info(
+            "🛑 %s: stopping at the next safe point and saving (Ctrl-C again to quit now)",
+            signal.Signals(signum).name,
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
