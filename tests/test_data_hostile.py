@@ -97,3 +97,12 @@ def test_a_compressed_file_is_said_to_be_compressed(
         path.write_bytes(pack(data))
     _one_line(cli("data", "check", str(path)), f"{name}-compressed", "decompress it")
     assert "UTF-8" not in cli("data", "check", str(path)).stderr
+
+
+def test_text_from_the_file_is_shown_not_obeyed(cli, home: Home, tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    rows = "".join(f"2020-01-{d:02d},X\x1b[2J\x07,{100 + d}\n" for d in range(1, 29))
+    path.write_text("Date,Symbol,Close\n" + rows * 3)
+    out = cli("data", "check", str(path))
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout, out.stdout
+    assert "\\x1b[2J" in out.stdout or "\\x1b[2J" in out.stderr, out.output
