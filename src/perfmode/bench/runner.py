@@ -232,8 +232,9 @@ class Bench:
             if until is not None and (value := until()):
                 return value
             for child in self.live:
-                # A trainer that a signal stopped saves, says "stopped" and exits 0.
-                child.check_alive(lambda c=child: c is self.trainer and self._trainer_stopped())
+                # The trainer's target lies far past the bench's time: an exit 0 is a stop (a
+                # signal while it trained, saved, or while it started, nothing to save).
+                child.check_alive(lambda c=child: c is self.trainer and self._trainer_stopped(c))
             reading = self.load.poll()
             if self._measuring is not None:
                 tally, child = self._measuring
@@ -261,8 +262,8 @@ class Bench:
         done = base + min(length, time.monotonic() - since)
         self.progress(what, done, self.plan.mode_seconds + self.plan.reference_seconds)
 
-    def _trainer_stopped(self) -> bool:
-        return self._status().run.state == "stopped"
+    def _trainer_stopped(self, trainer: Child) -> bool:
+        return trainer.proc.returncode == 0 or self._status().run.state == "stopped"
 
     def _status(self) -> TrainerStatus:
         return read_status(self.home.status_file()) or TrainerStatus()
