@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from perfmode.config.schema import Config, load_config
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import SettingsStore
 from perfmode.training.callbacks import GoverningCallback
+from perfmode.training.stop import SAME_STOP_S
 from perfmode.training.trainer import train
 from tests.conftest import wait_for
 from tests.trainkit import (
@@ -307,6 +309,7 @@ def test_a_second_ctrl_c_quits_at_once(home: Home, tmp_path: Path, monkeypatch, 
         if calls == 3:  # the first update, two minibatches in
             signal.raise_signal(signal.SIGINT)
             wait_for("the first Ctrl-C to be heard", lambda: "SIGINT: stopping" in caplog.text, 30)
+            time.sleep(SAME_STOP_S + 0.2)  # a person's second Ctrl-C, not a copy of the first
             signal.raise_signal(signal.SIGINT)
             wait_for("the second Ctrl-C to stop the process", lambda: False, timeout=30)
         return call(*args, **kwargs)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from perfmode.base.clock import format_time, utc_now
@@ -98,6 +99,33 @@ def test_stop_refuses_a_pid_that_is_not_this_homes_trainer(home: Home) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_stop_refuses_a_process_that_only_looks_like_the_trainer(home: Home) -> None:
+    # Its argv holds `-m perfmode train --home H --run default`, but it is not the process
+    # that recorded itself in status.json: it did not start when the trainer did.
+    looks_like = ["-m", "perfmode", "train", "--home", str(home.root), "--run", "default"]
+    mimic = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *looks_like])
+    try:
+        home.run_dir("default").mkdir(parents=True)
+        for started in (None, psutil.Process(mimic.pid).create_time() - 60):
+            status = {"pid": mimic.pid, "state": "training", "heartbeat": format_time(utc_now())}
+            write_status(home.status_file("default"), {**status, "pid_started": started})
+            with pytest.raises(PerfmodeError, match="not the process that wrote it"):
+                Launcher(home).stop("default")
+        assert mimic.poll() is None
+    finally:
+        mimic.kill()
+        mimic.wait()
+
+
+@pytest.mark.parametrize("name", ["x\n", "x\r\n", "\nx", "x\x00"])
+def test_a_run_name_with_a_line_break_is_refused(home: Home, cli, name: str) -> None:
+    with pytest.raises(UsageError, match="not allowed"):
+        train_command(home, name, BUILTIN_CONFIG)
+    out = cli("train", "--run", name, "--timesteps", "1")
+    assert out.exit_code == 2 and "not allowed" in out.stderr, out.output
+    assert not home.runs_dir.exists()
 
 
 def test_the_line_that_says_how_a_trainer_ended(tmp_path: Path) -> None:

@@ -14,21 +14,30 @@ from perfmode.errors import PerfmodeError, UsageError
 
 HOME_ENV = "PERFMODE_HOME"
 DEFAULT_RUN = "default"
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # always fullmatch: `$` lets "x\n" in
 
 
 def resolve_home(home: Path | str | None = None) -> Home:
-    """``home`` if given, else ``$PERFMODE_HOME``, else the current directory."""
+    """``home`` if given, else ``$PERFMODE_HOME``, else the current directory.
+
+    A bad value is reported under the name it came from (``--home`` or ``PERFMODE_HOME``).
+    """
+    source = "--home"
     if home is None or str(home) == "":
+        source = HOME_ENV
         home = os.environ.get(HOME_ENV) or Path.cwd()
     root = Path(home).expanduser()
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"home {root} is a file, not a folder; pass --home DIR with a folder")
-    return Home(root.resolve())
+    try:
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{source}: '{root}' is a file; pass a folder")
+        return Home(root.resolve())
+    except (OSError, RuntimeError) as e:  # RuntimeError: pathlib's "Symlink loop" (3.11)
+        why = "is a symlink loop" if "loop" in str(e).lower() else f"cannot be used ({e})"
+        raise UsageError(f"{source}: '{root}' {why}; pass a folder") from None
 
 
 def check_run_name(run: str) -> str:
-    if not _RUN_NAME.match(run):
+    if not _RUN_NAME.fullmatch(run):
         raise UsageError(
             f"run name {run!r} is not allowed; use letters, digits, '.', '_' or '-' (max 64)"
         )
@@ -83,7 +92,7 @@ class Home:
             names = [p.name for p in self.runs_dir.iterdir() if p.is_dir()]
         except OSError:  # no runs yet, or a home we cannot list
             return []
-        return sorted(n for n in names if _RUN_NAME.match(n))
+        return sorted(n for n in names if _RUN_NAME.fullmatch(n))
 
     def make_run_dir(self, run: str = DEFAULT_RUN) -> Path:
         """The run's folder, made if needed; a home that cannot hold it is one clear error."""

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from perfmode.errors import PerfmodeError
 
 STOP_TIMEOUT_S = 30.0
 """How long a child may take to stop after SIGTERM before it is killed."""
+# How a child ends that a Ctrl-C or SIGTERM stopped: killed by it, or exiting as a shell would.
+STOP_STATUSES = frozenset({-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + 15})
 
 
 def tree_members(root: psutil.Process) -> list[psutil.Process]:
@@ -64,13 +66,19 @@ class Child:
             )
         self.root = psutil.Process(self.proc.pid)
 
-    def check_alive(self) -> None:
+    def check_alive(self, stopped: Callable[[], bool] = lambda: False) -> None:
+        """Raise when the child has exited: KeyboardInterrupt when it was stopped (``stopped()``
+        says so, or a stop signal's status), else the error of a child that gave up."""
         code = self.proc.poll()
-        if code is not None:
-            raise PerfmodeError(
-                f"the {self.name} exited (status {code}) before the bench was done: "
-                f"{self.last_line()}"
-            )
+        if code is None:
+            return
+        if code in STOP_STATUSES or stopped():
+            # The terminal's Ctrl-C reached the child before the bench saw its own copy:
+            # one Ctrl-C, one stop, whichever process heard it first.
+            raise KeyboardInterrupt
+        raise PerfmodeError(
+            f"the {self.name} exited (status {code}) before the bench was done: {self.last_line()}"
+        )
 
     def last_line(self) -> str:
         try:

@@ -62,12 +62,13 @@ class Bench:
         self.t0 = time.monotonic()
         self._phase = ("starting", 0.0, 0.0, self.t0)
         self._measuring: tuple[Tally, Child] | None = None
+        self.trainer: Child | None = None
 
     # -- the run, top to bottom --
 
     def run(self) -> dict[str, Any]:
         try:
-            trainer = self._spawn("trainer", self._trainer_cmd(), "trainer.log")
+            self.trainer = trainer = self._spawn("trainer", self._trainer_cmd(), "trainer.log")
             # Plain SB3 imports and builds its model meanwhile, then waits for its turn.
             reference = self._spawn_reference() if self.plan.reference else None
             self._warm_up()
@@ -231,7 +232,9 @@ class Bench:
             if until is not None and (value := until()):
                 return value
             for child in self.live:
-                child.check_alive()
+                # The trainer's target lies far past the bench's time: an exit 0 is a stop (a
+                # signal while it trained, saved, or while it started, nothing to save).
+                child.check_alive(lambda c=child: c is self.trainer and self._trainer_stopped(c))
             reading = self.load.poll()
             if self._measuring is not None:
                 tally, child = self._measuring
@@ -258,6 +261,9 @@ class Bench:
         what, base, length, since = self._phase
         done = base + min(length, time.monotonic() - since)
         self.progress(what, done, self.plan.mode_seconds + self.plan.reference_seconds)
+
+    def _trainer_stopped(self, trainer: Child) -> bool:
+        return trainer.proc.returncode == 0 or self._status().run.state == "stopped"
 
     def _status(self) -> TrainerStatus:
         return read_status(self.home.status_file()) or TrainerStatus()

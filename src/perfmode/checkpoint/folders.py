@@ -44,8 +44,8 @@ from perfmode.errors import PerfmodeError
 log = logging.getLogger("perfmode.train")
 
 META_FILE = "meta.json"
-_NAME = re.compile(r"^step_(\d{10})$")
-_STALE = re.compile(r"^\.step_\d{10}\.\d+\.(tmp|old)$")
+_NAME = re.compile(r"step_(\d{10})")  # fullmatch: `$` would let a newline in
+_STALE = re.compile(r"\.step_\d{10}\.\d+\.(tmp|old)")
 
 
 def checkpoint_path(folder: Path, timesteps: int) -> Path:
@@ -89,7 +89,7 @@ def list_checkpoints(folder: Path) -> list[Path]:
     """Checkpoint folders, newest (most timesteps) first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and _NAME.match(p.name)]
+    found = [p for p in folder.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)]
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
@@ -136,7 +136,7 @@ def read_meta(path: Path) -> dict[str, Any]:
             f"checkpoint {path} is {'incomplete' if missing else 'damaged'} ({e})"
         ) from None
     steps = meta.get("timesteps")
-    named = _NAME.match(path.name)
+    named = _NAME.fullmatch(path.name)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise PerfmodeError(
             f"checkpoint {path} is damaged (meta.json timesteps is {steps!r}, not a count)"
@@ -239,7 +239,7 @@ def remove_stale_writes(folder: Path) -> list[Path]:
     """Remove ``.step_*.tmp``/``.old`` folders a killed trainer left; call under the run lock."""
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.iterdir() if _STALE.match(p.name)]
+    stale = [p for p in folder.iterdir() if _STALE.fullmatch(p.name)]
     for p in stale:
         shutil.rmtree(p, ignore_errors=True)
     return stale

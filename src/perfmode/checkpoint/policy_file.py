@@ -20,7 +20,7 @@ from perfmode.errors import PerfmodeError
 
 # Activation functions a policy may name; looked up in torch.nn by these names only.
 _ACTIVATIONS = ("Tanh", "ReLU", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Softplus", "Mish")
-_LAYER = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight$")
+_LAYER = re.compile(r"mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight")
 
 
 def zip_weights(path: Path, expect: Expected) -> tuple[dict[str, Any], str]:
@@ -57,7 +57,7 @@ def build_policy(weights: dict[str, Any], activation: str = "Tanh") -> Any:
     try:
         layers: dict[str, dict[int, Any]] = {"policy_net": {}, "value_net": {}}
         for key, value in weights.items():
-            if m := _LAYER.match(key):
+            if m := _LAYER.fullmatch(key):
                 layers[m.group(1)][int(m.group(2))] = value
         pi = [int(layers["policy_net"][i].shape[0]) for i in sorted(layers["policy_net"])]
         vf = [int(layers["value_net"][i].shape[0]) for i in sorted(layers["value_net"])]

@@ -18,11 +18,12 @@ from perfmode.cli import (  # noqa: F401  (registers commands)
     train,
     ui,
 )
-from perfmode.cli.app import app
+from perfmode.cli.app import app, tolerant_console
 
 
 def main() -> None:
     streams_without_console()
+    tolerant_console()
     # A console that cannot print the symbols in perfmode's lines gets ASCII instead.
     fit_console(sys.stdout)
     fit_console(sys.stderr)

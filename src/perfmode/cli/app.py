@@ -6,8 +6,10 @@ Nothing here imports torch; commands that need it import the library inside the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from typer.core import TyperGroup
 from perfmode import __version__
 from perfmode.base.home import HOME_ENV, Home, resolve_home
 from perfmode.base.logfile import LogFile
+from perfmode.base.text import printable
 from perfmode.cli.usage_errors import ClickException, NoArgsIsHelpError, UsageError, one_line
 from perfmode.errors import PerfmodeError
 from perfmode.errors import UsageError as PerfmodeUsageError
@@ -40,6 +43,9 @@ class _PerfmodeGroup(TyperGroup):
             # Not standalone: Typer would print its own errors as a box of several lines.
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        except (BrokenPipeError, _ClosedPipe):
+            code = closed_pipe_exit()
         except NoArgsIsHelpError as e:
             e.show()
             code = e.exit_code
@@ -57,14 +63,29 @@ class _PerfmodeGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _ClosedPipe from None  # past Click, which would exit 1 for it
+        except SystemExit as e:
+            _raise_if_closed_pipe(e)
+            raise
         except PerfmodeError as e:
-            typer.echo(f"Error: {e}", err=True)
+            # Messages quote files and input: one line, escapes shown, never a megabyte.
+            typer.echo(f"Error: {printable(str(e))}", err=True)
             raise typer.Exit(e.exit_code) from None
         except OSError as e:
             # The library turns the failures it expects into PerfmodeError; this is the net
             # for the rest (a home on /sys, a disk that filled up): one line, not a traceback.
-            typer.echo(f"Error: {os_error_line(e)}", err=True)
+            typer.echo(f"Error: {printable(os_error_line(e))}", err=True)
             raise typer.Exit(1) from None
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # `perfmode --help | head -1`: the help is printed while the context is made
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise _ClosedPipe from None
+        except SystemExit as e:
+            _raise_if_closed_pipe(e)
+            raise
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_flags(super().get_params(ctx))
@@ -77,6 +98,45 @@ class _PerfmodeGroup(TyperGroup):
         if command is not None:
             _tidy_help(command, ctx)
         return command
+
+
+class _ClosedPipe(Exception):
+    """stdout's reader went away; not an OSError, so that Click lets it through to main."""
+
+
+SIGPIPE_EXIT = 128 + 13
+
+
+def _raise_if_closed_pipe(e: SystemExit) -> None:
+    # rich meets a closed pipe (the help text) by exiting 1 from inside its print.
+    if isinstance(e.__context__, BrokenPipeError):
+        raise _ClosedPipe from None
+
+
+def closed_pipe_exit() -> int:
+    """The reader of stdout went away (``perfmode status | head -1``): nothing to say.
+
+    stdout then points at the null device, so the interpreter's last flush finds nowhere to
+    fail; the status is what a shell reports for ``ls | head`` (killed by SIGPIPE).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout with no file descriptor (a test's capture)
+        pass
+    return SIGPIPE_EXIT
+
+
+def tolerant_console() -> None:
+    """A console that cannot encode a character (an ISO-8859-1 locale, an emoji in a message)
+    shows an escape for it instead of failing the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        encoding = (getattr(stream, "encoding", "") or "").lower().replace("-", "")
+        if reconfigure is not None and not encoding.startswith("utf"):
+            with contextlib.suppress(OSError, ValueError):
+                reconfigure(errors="backslashreplace")
 
 
 def os_error_line(e: OSError) -> str:
@@ -147,8 +207,10 @@ HomeOpt = Annotated[
     Path | None,
     typer.Option(
         "--home",
-        envvar=HOME_ENV,
-        help="Folder holding settings.json, runs and logs (default: the current directory).",
+        # $PERFMODE_HOME is read by resolve_home, not here, so that a bad value is reported
+        # under the name it came from.
+        help=f"Folder holding settings.json, runs and logs (default: ${HOME_ENV}, else the "
+        "current directory).",
         metavar="DIR",
         show_default=False,
         file_okay=False,

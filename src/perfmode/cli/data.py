@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from perfmode.base.text import printable
 from perfmode.cli.app import HomeOpt, JsonOpt, app, print_json
 from perfmode.errors import UsageError
 
@@ -103,7 +104,7 @@ def check(
             rows.append((f"Split {cfg.split}", _split_text(split)))
         width = max(len(label) for label, _ in rows) + 2
         for label, text in rows:
-            typer.echo(f"{label:<{width}}{text}")
+            typer.echo(f"{label:<{width}}{printable(text)}")  # column names come from the file
     if problem is not None:
         raise problem
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from perfmode.base.text import printable
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.data import DateFormatOpt, SymbolOpt
 from perfmode.errors import UsageError
@@ -115,7 +116,7 @@ def evaluate(
         print_json(result)
         return
     for line in table_lines(result):
-        typer.echo(line)
+        typer.echo(printable(line))
     if plot is not None:
         typer.echo(f"Plot: {plot}")
 

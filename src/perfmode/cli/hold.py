@@ -12,6 +12,7 @@ import typer
 from perfmode.base.clock import utc_now
 from perfmode.base.modes import hold_modes
 from perfmode.base.platform import forward_signal, forwarded_signals
+from perfmode.base.text import printable
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.mode import hold_line
 from perfmode.errors import PerfmodeError, UsageError
@@ -86,7 +87,9 @@ def hold(
             print_json(h.to_json())
         else:
             typer.echo(
-                f"Holding {hold_line(h.to_json())}; `perfmode hold --release {h.id}` ends it"
+                printable(
+                    f"Holding {hold_line(h.to_json())}; `perfmode hold --release {h.id}` ends it"
+                )
             )
         return
     assert command
@@ -104,6 +107,12 @@ def _run_holding(store: SettingsStore, mode: str, command: list[str], reason: st
         except PermissionError:
             raise PerfmodeError(
                 f"cannot run {command[0]}: permission denied", exit_code=126
+            ) from None
+        except OSError as e:  # ENOEXEC and kin: the file is there but is no program here
+            raise PerfmodeError(
+                f"cannot run {command[0]}: {e.strerror or e}; the command cannot be executed "
+                "(not a program for this system, or a script without a #! line)",
+                exit_code=126,
             ) from None
 
         def forward(signum: int, _: Any) -> None:
@@ -129,10 +138,14 @@ def _release(store: SettingsStore, hold_id: str, json_out: bool) -> None:
     if json_out:
         print_json(h.to_json())
     else:
-        typer.echo(f"Released {h.describe()} ({h.mode.value})")
+        typer.echo(printable(f"Released {h.describe()} ({h.mode.value})"))
 
 
 def _list(store: SettingsStore, json_out: bool) -> None:
+    settings = store.read()
+    if settings.problem and not settings.data:
+        # Unreadable (too big, not JSON): "no holds" would contradict `status`.
+        raise PerfmodeError(f"cannot list the holds: {settings.problem}")
     clean_holds(store)
     holds = [h.to_json() for h in active_holds(store.read().data)]
     if json_out:
@@ -141,4 +154,4 @@ def _list(store: SettingsStore, json_out: bool) -> None:
         typer.echo("No active holds")
     else:
         for h in holds:
-            typer.echo(hold_line(h))
+            typer.echo(printable(hold_line(h)))

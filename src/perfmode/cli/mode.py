@@ -10,6 +10,7 @@ import typer
 
 from perfmode.base.clock import human_span, local_time, parse_time, since, utc_now, when
 from perfmode.base.modes import help_line, mode_names
+from perfmode.base.text import printable
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
 from perfmode.governor.gpu import status_lines as gpu_status_lines
@@ -55,7 +56,9 @@ def set_mode(
         f"Mode: {settings.mode.value} (set by {settings.changed_by}, {when(settings.changed_at)})"
     )
     for x in released:
-        typer.echo(f"Released {x.describe()} ({x.mode.value}): a mode you set replaces holds")
+        typer.echo(
+            printable(f"Released {x.describe()} ({x.mode.value}): a mode you set replaces holds")
+        )
 
 
 @app.command()
@@ -73,7 +76,7 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
         print_json(report)
         return
     for label, value in status_lines(report):
-        typer.echo(f"{label:<16}{value}")
+        typer.echo(f"{label:<16}{printable(value)}")
 
 
 def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:

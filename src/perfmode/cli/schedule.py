@@ -12,6 +12,7 @@ import typer
 from perfmode.base.clock import human_span, parse_time
 from perfmode.base.home import Home
 from perfmode.base.platform import python_without_console
+from perfmode.base.text import printable
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.errors import UsageError
 from perfmode.schedule.daemon import (
@@ -230,7 +231,7 @@ def _show(h: Home, json_out: bool, *, switches: int, header: str) -> None:
         typer.echo(f"No schedule. Set one: {EXAMPLE}")
         return
     for label, value in schedule_status_lines(report, all_switches=True):
-        typer.echo(f"{label:<16}{value}")
+        typer.echo(f"{label:<16}{printable(value)}")
 
 
 def schedule_status_lines(

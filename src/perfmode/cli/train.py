@@ -186,8 +186,10 @@ def train(
                 "🛑 %s: stopped before training started; nothing to save", stopped[0]
             )
             return
-    if result.checkpoint is not None:
-        typer.echo(f"checkpoint: {result.checkpoint}")
+        # Saved: a late copy of the Ctrl-C that stopped it (see StopRequest) changes nothing.
+        stopped.append("after training")
+        if result.checkpoint is not None:
+            typer.echo(f"checkpoint: {result.checkpoint}")
 
 
 def _train_seeds(seeds: str, seed: int | None, run: str, **given: Any) -> int:

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from perfmode.base.smallfile import kind_of
+from perfmode.base.text import cut
 from perfmode.env import dates
 from perfmode.errors import UsageError
 
 SAMPLE_BYTES = 64 * 1024
+# A sample grows (to at most this) until it holds a few whole lines, however wide they are.
+MAX_SAMPLE_BYTES = 16 << 20
+_WHOLE_LINES = 4
 _SAMPLE_LINES = 200
 
 # Normalised header (lower-case ASCII letters and digits) -> role, best first. Adjusted
@@ -97,11 +104,12 @@ class Layout:
 
 
 def sniff(path: Path) -> Layout:
-    raw = _head(path)
+    raw, whole = _head(path)
+    _refuse_compressed(raw, path)
     encoding = _encoding(raw, path)
     text = raw.decode(encoding, errors="replace")
     lines = text.splitlines()
-    if len(raw) == SAMPLE_BYTES and len(lines) > 1:
+    if not whole and len(lines) > 1:
         lines = lines[:-1]  # the last line is probably cut
     skip = 0
     separator = None
@@ -115,7 +123,10 @@ def sniff(path: Path) -> Layout:
     if not body:
         raise UsageError(f"{path}: the file is empty")
     separator = separator or _separator(body)
-    rows = list(csv.reader(body, delimiter=separator, skipinitialspace=True))
+    try:
+        rows = list(csv.reader(body, delimiter=separator, skipinitialspace=True))
+    except csv.Error as e:
+        raise UsageError(f"{path}: cannot read it as CSV: {e}") from None
     header = not _is_data_row(rows[0])
     sample = rows[1:] if header else rows
     if header:
@@ -151,19 +162,56 @@ def key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", plain.lower())
 
 
-def _head(path: Path) -> bytes:
+def _head(path: Path) -> tuple[bytes, bool]:
+    """The file's first bytes, enough for a few whole lines (up to ``MAX_SAMPLE_BYTES``), and
+    whether that is the whole file."""
     if not path.exists():
         raise UsageError(f"data file {path} does not exist (pass a CSV path or 'synthetic')")
     if path.is_dir():
         raise UsageError(f"data file {path} is a folder, not a CSV file")
     try:
-        with path.open("rb") as f:
+        # A FIFO or a device would block the read or never end it: regular files only, opened
+        # without blocking so that one swapped in after the look is caught by fstat.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise UsageError(
+                    f"data file {path} is {kind_of(mode)}, not a regular file; "
+                    "give a CSV file on disk"
+                )
             raw = f.read(SAMPLE_BYTES)
+            # Lines longer than the sample (10,000 columns) need more to see a whole row.
+            while raw.count(b"\n") < _WHOLE_LINES and len(raw) < MAX_SAMPLE_BYTES:
+                more = f.read(len(raw))
+                if not more:
+                    break
+                raw += more
+            whole = not f.read(1)
     except OSError as e:
         raise UsageError(f"data file {path} cannot be read: {e.strerror or e}") from None
     if not raw.strip():
         raise UsageError(f"{path}: the file is empty")
-    return raw
+    return raw, whole
+
+
+# Magic bytes of the compressed files price sites hand out, and the command that opens each.
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip", "gunzip"),
+    (b"PK\x03\x04", "zip", "unzip"),
+    (b"BZh", "bzip2", "bunzip2"),
+    (b"\xfd7zXZ\x00", "xz", "unxz"),
+    (b"(\xb5/\xfd", "zstd", "unzstd"),
+)
+
+
+def _refuse_compressed(raw: bytes, path: Path) -> None:
+    for magic, name, tool in _COMPRESSED:
+        if raw.startswith(magic):
+            raise UsageError(
+                f"{path}: the file is {name}-compressed; decompress it first "
+                f"(e.g. `{tool} {path.name}`) and give the CSV file"
+            )
 
 
 def _encoding(raw: bytes, path: Path) -> str:
@@ -193,15 +241,21 @@ def _separator(lines: list[str]) -> str:
     Tab and semicolon go first: a file split by them may hold decimal commas.
     """
     for sep in ("\t", ";", "|", ","):
-        counts = {len(row) for row in csv.reader(lines, delimiter=sep)}
+        counts = set(_field_counts(lines, sep))
         if len(counts) == 1 and counts.pop() > 1:
             return sep
     for sep in ("\t", ";", "|", ","):
         # Ragged lines (a trailing separator on some): the first that splits every line.
-        counts_list = [len(row) for row in csv.reader(lines, delimiter=sep)]
-        if min(counts_list) > 1:
+        if min(_field_counts(lines, sep)) > 1:
             return sep
     return ","
+
+
+def _field_counts(lines: list[str], sep: str) -> list[int]:
+    try:
+        return [len(row) for row in csv.reader(lines, delimiter=sep)]
+    except csv.Error:  # a field over csv's limit: a wide line split by another separator
+        return [0]
 
 
 def _is_data_row(row: list[str]) -> bool:
@@ -218,7 +272,7 @@ def _roles_by_name(
     close = next((keys[k] for k in CLOSE_NAMES if k in keys), None)
     if close is None:
         raise UsageError(
-            f"{path}: no close column (expected Close, Adj Close or Price; found {', '.join(names)})"
+            f"{path}: no close column (expected Close, Adj Close or Price; found {_listed(names)})"
         )
     time_cols: tuple[int, ...] | None = None
     for date_key, time_key in _DATE_AND_TIME:
@@ -235,7 +289,7 @@ def _roles_by_name(
         if found is None:
             raise UsageError(
                 f"{path}: no date/time column (expected Date, Time, Datetime or Timestamp; "
-                f"found {', '.join(names)})"
+                f"found {_listed(names)})"
             )
         time_cols = (found,)
     symbol = next((keys[k] for k in SYMBOL_NAMES if k in keys), None)
@@ -273,10 +327,16 @@ def _roles_by_position(
 
 def _no_header(path: Path, first: list[str]) -> UsageError:
     return UsageError(
-        f"{path}: the first line ({', '.join(first)}) is not a header, and its columns are not "
+        f"{path}: the first line ({_listed(first)}) is not a header, and its columns are not "
         "a known layout (time, open, high, low, close, ...); add a header line such as "
         "Date,Open,High,Low,Close"
     )
+
+
+def _listed(names: tuple[str, ...] | list[str], shown: int = 12) -> str:
+    """Column names for a message: the first few, each cut, and how many more."""
+    text = ", ".join(cut(n, 40) for n in names[:shown])
+    return text + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
 def _values(sample: list[list[str]], col: int) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from perfmode.base.text import QUOTE_LIMIT, cut, quote
 from perfmode.env.csvformats import Layout, sniff
 from perfmode.env.summary import DataSummary
 from perfmode.env.timeaxis import gaps, is_daily, periods_per_year, stamp
@@ -22,6 +23,10 @@ from perfmode.env.timecolumn import TimeColumn, TimeReading
 from perfmode.errors import UsageError
 
 CHUNK_ROWS = 1_000_000
+# Prices the environment computes with: returns and equity stay far from float64's overflow
+# and subnormal range (1e308, 1e-320 read as numbers, then wreck every figure).
+MIN_PRICE = 1e-9
+MAX_PRICE = 1e12
 _LISTED_SYMBOLS = 10
 
 
@@ -179,7 +184,8 @@ class _Reader:
     def _close_problem(
         self, raw: pd.Series, values: np.ndarray, lines: np.ndarray
     ) -> tuple[int, str] | None:
-        bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~((values >= MIN_PRICE) & (values <= MAX_PRICE)))
         if not len(bad):
             return None
         i = int(bad[0])
@@ -189,8 +195,13 @@ class _Reader:
             why = "is empty"
         elif not np.isfinite(values[i]):
             why = f"is {_cell(original)}, not a number"
-        else:
+        elif values[i] <= 0:
             why = f"is {_cell(original)}; prices must be positive"
+        else:
+            why = (
+                f"is {_cell(original)}, outside the prices accepted ({MIN_PRICE:g} to "
+                f"{MAX_PRICE:g}); rescale the column (e.g. to another unit)"
+            )
         return int(lines[i]), f"line {lines[i]}: {name} {why}"
 
     # --- the whole file --------------------------------------------------------
@@ -301,5 +312,6 @@ def _empty(values: np.ndarray) -> np.ndarray:
 
 
 def _cell(value: object) -> str:
-    # Text in quotes, so a stray space shows; numbers as written (not numpy's repr).
-    return repr(value) if isinstance(value, str) else str(value)
+    # Text in quotes, so a stray space shows; numbers as written (not numpy's repr); cut,
+    # so a 50 MB cell is not a 50 MB message.
+    return quote(value) if isinstance(value, str) else cut(str(value), QUOTE_LIMIT)

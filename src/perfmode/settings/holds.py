@@ -24,6 +24,7 @@ import psutil
 
 from perfmode.base.clock import format_time, parse_time, utc_now
 from perfmode.base.modes import Mode, hold_modes
+from perfmode.base.text import quote
 from perfmode.errors import UsageError
 from perfmode.settings.store import Settings, SettingsStore, apply_mode
 
@@ -31,6 +32,9 @@ HOLDS_KEY = "holds"
 # Process start times are floats from /proc; two reads of the same process agree closely.
 START_TOLERANCE_S = 1.0
 REASON_LIMIT = 80
+# Enough for every program a person runs under a hold; a loop adding holds stops here,
+# long before settings.json outgrows what its readers take (1 MiB).
+MAX_HOLDS = 100
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,11 @@ def add_hold(
 
     def change(data: dict[str, Any], _: Settings) -> None:
         _clean(data, utc_now())
+        if len(holds_in(data)) >= MAX_HOLDS:
+            raise UsageError(
+                f"there are {MAX_HOLDS} active holds already, the most a home keeps; "
+                "`perfmode hold --list` shows them, `perfmode hold --release ID` ends one"
+            )
         entries = data.get(HOLDS_KEY)
         data[HOLDS_KEY] = [*(entries if isinstance(entries, list) else []), hold.to_json()]
 
@@ -278,7 +287,8 @@ def parse_duration(text: str) -> timedelta:
         raise UsageError(
             f"bad duration {text!r} for --for; use a number and a unit, e.g. 2h, 90m, 1h30m, 45s"
         )
-    span = timedelta(seconds=sum(float(n) * _UNIT_S[u] for n, u in parts))
-    if not timedelta(seconds=1) <= span <= MAX_HOLD:
-        raise UsageError(f"--for {text} is out of range; a hold lasts from 1 s to 30 days")
-    return span
+    # Compared as a float before it becomes a timedelta: 99999999999d overflows one.
+    seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if not 1 <= seconds <= MAX_HOLD.total_seconds():
+        raise UsageError(f"--for {quote(text)} is out of range; a hold lasts from 1 s to 30 days")
+    return timedelta(seconds=seconds)

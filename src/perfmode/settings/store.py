@@ -279,6 +279,10 @@ class SettingsStore:
             _record_hand_edit(data, current)
             if change(data, current) is False and on_disk == seen:
                 return
+            if current.missing and MODE_KEY not in data:
+                # The first write in a fresh home (a hold, say) names the default mode, or
+                # every reader after it would call the file it left a problem.
+                data[MODE_KEY] = data["changed_to"] = DEFAULT_MODE.value
             new = (json.dumps(data, indent=2) + "\n").encode()
             if seen.raw and seen.raw.strip() and current.corrupt and seen.raw not in kept:
                 self._keep_copy(seen.raw, "corrupt")

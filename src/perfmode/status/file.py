@@ -85,6 +85,28 @@ def liveness(status: TrainerStatus, now: datetime | None = None) -> Liveness:
     return Liveness(True, fresh and not suspended, suspended, beat)
 
 
+# Two reads of one process's start time agree to well under this.
+_SAME_START_S = 1.0
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None if there is none."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError, ValueError, OverflowError):
+        return None
+
+
+def is_writer(status: TrainerStatus) -> bool:
+    """The live process at the status's pid is the one that wrote it: it started at the
+    ``pid_started`` the trainer recorded of itself (a pid alone may name any process)."""
+    pid, started = status.run.pid, status.run.pid_started
+    if pid is None or not 0 < pid < 2**31 or started is None:
+        return False
+    began = process_started(pid)
+    return began is not None and abs(began - started) <= _SAME_START_S
+
+
 def is_alive(status: TrainerStatus, now: datetime | None = None) -> bool:
     """The process that wrote ``status`` lives (responding or not): it holds its run."""
     return liveness(status, now).alive

@@ -79,6 +79,9 @@ GPU_METRICS_COLUMNS = [
 @dataclass
 class RunSection(_Section):
     pid: int | None = None
+    pid_started: float | None = None
+    """When that process started (seconds since the epoch): a later process given the same
+    pid is not the trainer, and holds no share of the home's budget."""
     run: str | None = None
     state: str | None = None
     """training, waiting (for the home's budget), paused, stopped, finished or failed."""
@@ -86,8 +89,6 @@ class RunSection(_Section):
     started_at: str | None = None
     heartbeat: str | None = None
     """Set by the writer at each write."""
-    pid_started: float | None = None
-    """The process's start time: with ``pid``, who holds a share of the home's budget."""
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from perfmode.base.platform import stop_signals
@@ -14,16 +15,33 @@ from perfmode.base.platform import stop_signals
 log = logging.getLogger("perfmode.train")
 
 
-class StopRequest:
-    """Ctrl-C or SIGTERM: stop at the next safe point and save; a second Ctrl-C: stop now."""
+# One Ctrl-C can arrive twice: the terminal sends SIGINT to its whole foreground group, and
+# a starter in that group (`perfmode hold`, a script) passes its own copy on. Both land
+# within milliseconds; a person's deliberate second Ctrl-C comes after reading the message.
+SAME_STOP_S = 1.5
 
-    def __init__(self) -> None:
+
+class StopRequest:
+    """Ctrl-C or SIGTERM: stop at the next safe point and save; a second Ctrl-C: stop now.
+
+    Any signal within ``SAME_STOP_S`` of the first is that same stop, whichever process
+    passed it on and in whatever order the copies arrive.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.requested = False
+        self._clock = clock
+        self._first_at = 0.0
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
+        now = self._clock()
+        if self.requested:
+            if now - self._first_at <= SAME_STOP_S:
+                return  # another copy of the same Ctrl-C
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+        else:
+            self.requested, self._first_at = True, now
         log.info(
             "🛑 %s: stopping at the next safe point and saving (Ctrl-C again to quit now)",
             signal.Signals(signum).name,

@@ -130,10 +130,11 @@ def create_app(home: Home, guard: Guard | None = None) -> Starlette:
         return static.response(request.path_params["name"], request)
 
     async def state(request: Request) -> Response:
-        hub.tick(force=True)
+        await run_in_threadpool(hub.tick, True)
         return JSONResponse(hub.state, headers={"cache-control": "no-store"})
 
     async def events(request: Request) -> Response:
+        await run_in_threadpool(hub.tick, True)
         queue = hub.subscribe()
 
         async def stream() -> AsyncIterator[str]:
@@ -161,7 +162,7 @@ def create_app(home: Home, guard: Guard | None = None) -> Starlette:
         body = await _json_body(request)
         mode = parse_mode(str(body.get("mode", "")))
         settings = await run_in_threadpool(store.set_mode, mode, "ui")
-        hub.tick(force=True)
+        await run_in_threadpool(hub.tick, True)
         return JSONResponse(
             {
                 "mode": settings.mode.value,
@@ -172,13 +173,16 @@ def create_app(home: Home, guard: Guard | None = None) -> Starlette:
 
     async def start_run(request: Request) -> Response:
         body = await _json_body(request)
-        launch = launcher.start(str(body.get("run", "")), str(body.get("config", "")))
-        hub.tick(force=True)
+        # Files and a fork: off the event loop, which serves every other page meanwhile.
+        launch = await run_in_threadpool(
+            launcher.start, str(body.get("run", "")), str(body.get("config", ""))
+        )
+        await run_in_threadpool(hub.tick, True)
         return JSONResponse(launch.report())
 
     async def stop_run(request: Request) -> Response:
         body = await _json_body(request)
-        pid = launcher.stop(str(body.get("run", "")))
+        pid = await run_in_threadpool(launcher.stop, str(body.get("run", "")))
         return JSONResponse({"run": body.get("run"), "pid": pid, "signal": "SIGTERM"})
 
     async def on_error(request: Request, exc: Exception) -> Response:
@@ -216,13 +220,16 @@ def create_app(home: Home, guard: Guard | None = None) -> Starlette:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PerfmodeError("request body too large", exit_code=2)
+    # Counted while it arrives: a 400 MB body is refused at its first 4 KiB, not read whole.
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise PerfmodeError(f"request body too large (over {MAX_BODY} bytes)", exit_code=2)
     try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise PerfmodeError("request body is not JSON", exit_code=2) from None
+        body = json.loads(bytes(raw) or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: [[[[... nested 4,000 deep
+        raise PerfmodeError("request body is not JSON (or nested too deep)", exit_code=2) from None
     if not isinstance(body, dict):
         raise PerfmodeError("request body must be a JSON object", exit_code=2)
     return body

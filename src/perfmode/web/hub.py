@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,16 +60,20 @@ class Hub:
         self._runs: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self._ticking = threading.Lock()
+        self._loop_thread: int | None = None
 
     # -- the loop --------------------------------------------------------------------
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         failing = False
         while True:
             await asyncio.sleep(POLL_S)
             try:
-                self.tick()
+                # File reads off the event loop: a huge metrics.csv must not stall requests.
+                await asyncio.to_thread(self.tick)
                 failing = False
             except Exception:
                 # Whatever a file holds, the page keeps updating once it is fixed: say it once.
@@ -77,6 +82,11 @@ class Hub:
                 failing = True
 
     def tick(self, force: bool = False) -> None:
+        """Re-read what changed; runs in a worker thread, one tick at a time."""
+        with self._ticking:
+            self._tick(force)
+
+    def _tick(self, force: bool) -> None:
         exited = self.launcher.poll()
         if not self.subscribers and not force:
             return
@@ -139,8 +149,8 @@ class Hub:
     # -- pages -----------------------------------------------------------------------
 
     def subscribe(self) -> asyncio.Queue[str | None]:
-        """A queue for one page, already holding the whole picture."""
-        self.tick(force=True)
+        """A queue for one page, holding the whole picture of the last tick (the caller
+        ticks first, off the loop)."""
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         if self.closed:
             queue.put_nowait(None)
@@ -156,6 +166,15 @@ class Hub:
         self.subscribers.discard(queue)
 
     def publish(self, message: str) -> None:
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            # asyncio queues belong to the loop: hand the message over from the worker.
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._publish_now, message)
+            return
+        self._publish_now(message)
+
+    def _publish_now(self, message: str) -> None:
         for queue in list(self.subscribers):
             if queue.qsize() >= MAX_BACKLOG:
                 self.subscribers.discard(queue)

@@ -4,8 +4,8 @@ The page names a run and picks a config from a list, both checked here; the comm
 is :func:`perfmode.training.command.train_command`'s
 (``sys.executable -m perfmode train --home H --run NAME [--config CFG]``), no shell.
 Stopping sends SIGTERM (Ctrl-Break on Windows; the trainer saves, then exits) to the pid in
-the run's status.json, and only when that process is a ``perfmode train`` of this home and
-run.
+the run's status.json, and only when that process started when the trainer recorded it did (a
+pid and an argv alone can be anyone's) and is a ``perfmode train`` of this home and run.
 
 Starts queue: the page accepts every start, but the launcher starts a queued trainer only
 while the home's budget has room for one more (no run of the home waits for a share and no
@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
 
 from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.base.platform import detached_kwargs, stop_process
+from perfmode.base.smallfile import kind_of
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.governor.peers import peer_of
-from perfmode.status.file import is_alive, read_json_object, read_status
+from perfmode.status.file import is_alive, is_writer, read_json_object, read_status
 from perfmode.training import command
 from perfmode.web.security import TOKEN_ENV
 
@@ -121,6 +123,12 @@ class Launcher:
             raise PerfmodeError(f"run {run!r} is training already (pid {status.run.pid})")
         output = self.home.root / LAUNCH_DIR / f"{run}.log"
         launch = Launch(run, config, cmd, output, format_time(utc_now()))
+        if not any(x.queued for x in self.launches.values()) and self._room():
+            # Started at once: a start that cannot happen (a planted log file, a missing
+            # Python) is this request's error, not a queued run's later message.
+            self._spawn(launch)
+            self.launches[run] = launch
+            return launch
         self.launches[run] = launch
         self._start_queued()
         return launch
@@ -156,7 +164,7 @@ class Launcher:
         run, cmd, output = launch.run, launch.cmd, launch.output
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
-            with open(output, "wb") as out:
+            with open_output(output) as out:
                 proc = subprocess.Popen(
                     cmd,
                     stdin=subprocess.DEVNULL,
@@ -204,15 +212,21 @@ class Launcher:
             return None
         if status is not None and status.run.pid is not None and is_alive(status):
             pid = status.run.pid
+            writer = is_writer(status)
         elif launch is not None and launch.running and launch.proc is not None:
             # Started here and still loading (no status.json of its own yet).
-            pid = launch.proc.pid
+            pid, writer = launch.proc.pid, True  # our own child: its pid is ours to wait on
         else:
             raise PerfmodeError(f"run {run!r} is not training; nothing to stop")
         if not is_trainer_of(pid, self.home, run):
             raise PerfmodeError(
                 f"pid {pid} in {self.home.status_file(run)} is not a perfmode trainer of this "
                 "home and run; not stopping it"
+            )
+        if not writer:
+            raise PerfmodeError(
+                f"pid {pid} in {self.home.status_file(run)} is not the process that wrote it "
+                "(it did not start when the trainer recorded it did); not stopping it"
             )
         try:
             stop_process(pid)
@@ -221,6 +235,43 @@ class Launcher:
         except OSError as e:
             raise PerfmodeError(f"cannot stop pid {pid}: {e}") from None
         return pid
+
+
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC
+
+
+def open_output(path: Path) -> BinaryIO:
+    """The run's output file, emptied for a new start: a regular file of its own only.
+
+    A symlink planted there is refused, not followed (emptying it would empty its target);
+    a FIFO opens without blocking (or fails: no reader) and is refused by fstat.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NO_FOLLOW, 0o644)
+    except OSError as e:
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_ISLNK(mode):
+            raise PerfmodeError(
+                f"{path} is a symlink; the page writes a trainer's output only to a file of "
+                "its own there: remove the link"
+            ) from None
+        if not stat.S_ISREG(mode):  # a FIFO with no reader: ENXIO
+            raise PerfmodeError(
+                f"{path} is {kind_of(mode)}, not a regular file; remove it and start the run again"
+            ) from None
+        raise PerfmodeError(f"cannot write {path}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PerfmodeError(
+            f"{path} is {kind_of(mode)}, not a regular file; remove it and start the run again"
+        )
+    os.set_blocking(fd, True)
+    os.ftruncate(fd, 0)
+    return os.fdopen(fd, "wb")
 
 
 def is_trainer_of(pid: int, home: Home, run: str) -> bool:
@@ -276,9 +327,12 @@ def _option(args: list[str], name: str) -> str | None:
 def last_line(path: Path, prefer_error: bool) -> str | None:
     """The line that says how a trainer ended: its ``Error:`` line if it failed, else the last."""
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 16384))
-            tail = f.read().decode("utf-8", "replace")
+        with os.fdopen(os.open(path, os.O_RDONLY | _NO_FOLLOW), "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None  # a FIFO would never end the read
+            f.seek(max(0, st.st_size - 16384))
+            tail = f.read(16384).decode("utf-8", "replace")
     except OSError:
         return None
     lines = [_ANSI.sub("", line).strip() for line in tail.replace("\r", "\n").splitlines()]

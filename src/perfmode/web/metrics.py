@@ -8,7 +8,9 @@ make the steps go backwards, and the chart shows the run as its weights know it:
   from are followed by rows with fewer steps: those later-superseded rows are dropped;
 - ``--fresh`` starts over at 0 in the same file: everything before it is dropped.
 
-A row that cannot be parsed is skipped; nothing a file can contain raises.
+A row that cannot be parsed is skipped; nothing a file can contain raises. A file of any
+size costs bounded time and memory: a page opened on a long run reads the file's last
+8 MiB, at most 8 MiB per poll, and a run's rows are thinned past 200,000.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import csv
 import io
 import math
 import os
+import stat
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,12 @@ from typing import Any
 # The page gets at most about this many points per run when it connects; later rows are
 # sent as they come. Rows where the mode changes are always kept, so the shading is exact.
 MAX_POINTS = 4000
+# Bounds on what a metrics.csv of any size costs the server: rows held per run, bytes read
+# per poll, and how much of a file first met (a page opened on a long run) is read at all.
+MAX_ROWS = 200_000
+READ_BYTES = 8 << 20
+TAIL_BYTES = READ_BYTES  # the tail is read in one go: the first event ends at the newest row
+_NO_BLOCK = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 COLUMNS = ("fps", "cpu_cores", "ep_rew_mean")
 
 
@@ -50,6 +59,14 @@ class Series:
         self.mode.append(mode)
         for c in COLUMNS:
             self.values[c].append(values[c])
+
+    def thinned(self, max_points: int) -> Series:
+        out = Series()
+        for i in _thin(self.mode, 0, len(self), max_points):
+            out.append(
+                self.steps[i], self.time[i], self.mode[i], {c: self.values[c][i] for c in COLUMNS}
+            )
+        return out
 
     def columns(self, start: int = 0, max_points: int | None = None) -> dict[str, list[Any]]:
         """JSON-ready columns from row ``start``; NaN (no value) becomes null."""
@@ -92,15 +109,15 @@ class MetricsTail:
             reset = bool(len(self.series))
             self._restart()
             self._inode = st.st_ino
-        if st.st_size == self._offset:
-            return reset, len(self.series)
+        if st.st_size == self._offset or not stat.S_ISREG(st.st_mode):
+            return reset, len(self.series)  # a FIFO would block the server: never opened
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read(st.st_size - self._offset)
+            chunk = self._read_new(st.st_size)
         except OSError:
             return reset, len(self.series)
         end = chunk.rfind(b"\n") + 1
+        if not end and len(chunk) >= READ_BYTES:
+            end = len(chunk)  # one line longer than a whole read: skipped, never waited on
         self._offset += end
         first = len(self.series)
         for line in chunk[:end].decode("utf-8", "replace").splitlines():
@@ -116,7 +133,25 @@ class MetricsTail:
                 first = min(first, keep)
                 self.series.truncate(keep)
             self.series.append(*row)
+        if len(self.series) > MAX_ROWS:
+            # Memory stays bounded however long the run: keep a thinned copy of the rows.
+            self.series = self.series.thinned(MAX_ROWS // 2)
+            reset = True
         return reset, (0 if reset else first)
+
+    def _read_new(self, size: int) -> bytes:
+        """At most READ_BYTES of what was appended; a file met for the first time is read
+        from its last TAIL_BYTES (after its header line), not from its start."""
+        fd = os.open(self.path, os.O_RDONLY | _NO_BLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if self._offset == 0 and size > TAIL_BYTES:
+                header = f.readline(64 * 1024)
+                if self._parse(header.decode("utf-8", "replace").rstrip("\r\n")) is None:
+                    f.seek(size - TAIL_BYTES)
+                    f.readline(READ_BYTES)  # the rest of a cut row
+                    self._offset = f.tell()
+            f.seek(self._offset)
+            return f.read(READ_BYTES)
 
     def _restart(self) -> None:
         self.series = Series()
@@ -160,7 +195,8 @@ def _thin(mode: list[str], start: int, stop: int, max_points: int) -> list[int]:
     k = math.ceil((stop - start) / max_points)
     keep = set(range(start, stop, k))
     keep.add(stop - 1)
-    for i in range(start + 1, stop):
-        if mode[i] != mode[i - 1]:
+    changes = [i for i in range(start + 1, stop) if mode[i] != mode[i - 1]]
+    if len(changes) <= max_points:  # a mode flipping every row must not unbound the series
+        for i in changes:
             keep.update((i - 1, i))
     return sorted(keep)
