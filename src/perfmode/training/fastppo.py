@@ -31,6 +31,7 @@ cases they once failed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
@@ -53,10 +54,16 @@ class LeanPPO(PPO):
     """SB3's PPO with the rollout loop and the update described above."""
 
     def _maybe_recommend_cpu(self, mlp_class_name: str = "ActorCriticPolicy") -> None:
-        # SB3 knows its MlpPolicy by class name; LeanMlpPolicy is that policy too.
+        # SB3 knows its MlpPolicy by class name; LeanMlpPolicy is that policy too. It names
+        # the algorithm by class name as well: this one is PPO, and its warning says so.
         if issubclass(self.policy_class, LeanMlpPolicy):
             mlp_class_name = self.policy_class.__name__
-        super()._maybe_recommend_cpu(mlp_class_name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            super()._maybe_recommend_cpu(mlp_class_name)
+        for w in caught:
+            text = str(w.message).replace(f"run {type(self).__name__} on", "run PPO on", 1)
+            warnings.warn(text, w.category, stacklevel=2)
 
     def collect_rollouts(
         self, env: Any, callback: Any, rollout_buffer: Any, n_rollout_steps: int
