@@ -30,6 +30,7 @@ from perfmode.base.home import Home
 from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
 from perfmode.checkpoint.io import TrainingState
 from perfmode.checkpoint.state import capture
+from perfmode.checkpoint.writer import BackgroundWriter, WriteFailed
 from perfmode.config.schema import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
@@ -97,6 +98,9 @@ class TrainingSession:
         self.stop = StopRequest()
         self.ckpt_dir = home.checkpoints_dir(run)
         self.last_checkpoint = resumed_from
+        # Checkpoints at rollout boundaries are written while the next rollout runs.
+        self.writer = BackgroundWriter(self._write)
+        self._saved_steps = resumed_from.timesteps if resumed_from else 0
         self.status = StatusFile(
             home.status_file(run),
             {
@@ -153,6 +157,7 @@ class TrainingSession:
     # -- called by the callback ------------------------------------------------------
 
     def _on_poll(self) -> None:
+        self._collect_written()
         fields = self.governor.status_fields()
         self.progress.update(self.model.num_timesteps, self.governor.knobs.mode.value)
         state = "paused" if fields["paused_since"] else "training"
@@ -162,9 +167,11 @@ class TrainingSession:
     def at_pause(self) -> None:
         """Entering ``paused``: keep a checkpoint no older than checkpoint_freq steps, so
         a shutdown while paused loses nothing; then the governor sleeps."""
-        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
         b = self.boundary
-        if b is not None and b.num_timesteps - last >= self.config.training.checkpoint_freq:
+        if (
+            b is not None
+            and b.num_timesteps - self._saved_steps >= self.config.training.checkpoint_freq
+        ):
             self.save(b)
         self._on_poll()
         self.status.maybe_write(force=True)
@@ -174,9 +181,8 @@ class TrainingSession:
         self.record_update()
         self.boundary = capture(self.model, self.venv)
         freq = self.config.training.checkpoint_freq
-        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
-        if self.model.num_timesteps // freq > last // freq:
-            self.save(self.boundary)
+        if self.model.num_timesteps // freq > self._saved_steps // freq:
+            self.save_in_background(self.boundary)
         self.status.maybe_write(force=True)
 
     def start_update(self) -> None:
@@ -208,10 +214,50 @@ class TrainingSession:
         self.status.update(timesteps=steps)
 
     def save(self, state: TrainingState | None = None, final: bool = False) -> Checkpoint:
-        """Write ``state`` (default: the model as it is now) as a checkpoint; prune old ones."""
+        """Write ``state`` (default: the model as it is now) as a checkpoint, after any
+        background write; prune old ones."""
+        self._collect_written(wait=True)
         state = state or capture(self.model, self.venv)
+        try:
+            ckpt = self._write(state, self._meta(final))
+        except OSError as e:
+            raise self._save_failed(state.num_timesteps, e) from None
+        self._saved(ckpt)
+        return ckpt
+
+    def save_in_background(self, state: TrainingState) -> None:
+        """Start writing ``state`` as a checkpoint; training goes on meanwhile."""
+        try:
+            done = self.writer.submit(state, self._meta(final=False))
+        except WriteFailed as e:
+            raise self._save_failed(e.timesteps, e.error) from None
+        self._saved_steps = state.num_timesteps
+        if done is not None:
+            self._saved(done)
+
+    def _collect_written(self, *, wait: bool = False) -> None:
+        try:
+            done = self.writer.wait() if wait else self.writer.collect()
+        except WriteFailed as e:
+            raise self._save_failed(e.timesteps, e.error) from None
+        if done is not None:
+            self._saved(done)
+
+    def _write(self, state: TrainingState, meta: dict[str, Any]) -> Checkpoint:
+        # Also run by the writer's thread: it touches only the checkpoint folder.
+        ckpt = save_checkpoint(self.ckpt_dir, state, meta)
+        prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
+        return ckpt
+
+    def _saved(self, ckpt: Checkpoint) -> None:
+        self.last_checkpoint = ckpt
+        self._saved_steps = max(self._saved_steps, ckpt.timesteps)
+        log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
+        self.status.update(last_checkpoint=str(ckpt.path), last_checkpoint_timesteps=ckpt.timesteps)
+
+    def _meta(self, final: bool) -> dict[str, Any]:
         k = self.governor.knobs
-        meta = {
+        return {
             "run": self.run,
             "final": final,
             "mode": k.mode.value,
@@ -224,15 +270,6 @@ class TrainingSession:
             "data": self.market.info,
             "versions": {"perfmode": __version__, "torch": torch.__version__},
         }
-        try:
-            ckpt = save_checkpoint(self.ckpt_dir, state, meta)
-        except OSError as e:
-            raise self._save_failed(state.num_timesteps, e) from None
-        self.last_checkpoint = ckpt
-        prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
-        log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
-        self.status.update(last_checkpoint=str(ckpt.path), last_checkpoint_timesteps=ckpt.timesteps)
-        return ckpt
 
     def _save_failed(self, timesteps: int, e: OSError) -> PerfmodeError:
         last = self.last_checkpoint
@@ -252,6 +289,7 @@ class TrainingSession:
 
     def finish(self, resumed_from: int | None) -> TrainResult:
         self.callback.remove_hooks()
+        self._collect_written(wait=True)  # the last background write, before the final one
         steps = self.model.num_timesteps
         stopped = self.stop.requested and steps < self.config.training.total_timesteps
         last = self.last_checkpoint
