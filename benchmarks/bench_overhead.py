@@ -58,19 +58,19 @@ def child_perfmode(timesteps: int, foreground: bool) -> dict[str, Any]:
     from perfmode.checkpoint.writer import BackgroundWriter
     from perfmode.config.schema import Config
     from perfmode.settings.store import SettingsStore
-    from perfmode.training.session import TrainingSession
+    from perfmode.training.callbacks import CheckpointingCallback
     from perfmode.training.trainer import train
 
     # Timing wrappers only (behaviour unchanged): what each checkpoint costs, and where.
     stall: list[float] = []
     background: list[float] = []
-    in_bg = TrainingSession.save_in_background
+    in_bg = CheckpointingCallback.save_in_background
     run = BackgroundWriter._run
 
     def timed_submit(self: Any, state: Any) -> None:
         t = time.perf_counter()
         if foreground:
-            self.save(state)
+            self.save(self.model, state)
         else:
             in_bg(self, state)
         stall.append(time.perf_counter() - t)
@@ -80,7 +80,7 @@ def child_perfmode(timesteps: int, foreground: bool) -> dict[str, Any]:
         run(self, *args)
         background.append(time.perf_counter() - t)
 
-    TrainingSession.save_in_background = timed_submit  # type: ignore[method-assign]
+    CheckpointingCallback.save_in_background = timed_submit  # type: ignore[method-assign]
     BackgroundWriter._run = timed_run  # type: ignore[method-assign]
     config = Config().with_overrides(total_timesteps=timesteps, nice=0)
     with tempfile.TemporaryDirectory() as tmp:

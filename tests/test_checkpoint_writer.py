@@ -29,7 +29,7 @@ from perfmode.base.home import Home
 from perfmode.checkpoint.folders import list_checkpoints, open_checkpoint
 from perfmode.config.schema import load_config
 from perfmode.errors import PerfmodeError
-from perfmode.training.session import TrainingSession
+from perfmode.training.callbacks import CheckpointingCallback
 from perfmode.training.trainer import train
 from tests.conftest import WAIT_S
 from tests.trainkit import read_status, write_config
@@ -85,7 +85,12 @@ def test_background_checkpoints_hold_the_state_of_their_boundary(
     config = load_config(write_config(tmp_path / "c.yaml", training={"keep_checkpoints": 10}))
     foreground = Home(tmp_path / "fg")
     with monkeypatch.context() as m:
-        m.setattr(TrainingSession, "save_in_background", TrainingSession.save)
+        # As before the writer: each boundary's checkpoint written before training goes on.
+        m.setattr(
+            CheckpointingCallback,
+            "save_in_background",
+            lambda self, state: CheckpointingCallback.save(self, self.model, state),
+        )
         train(config, foreground)
     background = Home(tmp_path / "bg")
     _slow_background_writes(monkeypatch, 0.5)
