@@ -81,6 +81,11 @@ class FastRunningMeanStd(RunningMeanStd):
     """
 
     def update(self, arr: np.ndarray) -> None:
+        if not isinstance(arr, np.ndarray) or arr.dtype not in _FLOATS or arr.ndim == 0:
+            # np.mean gives integers (and half floats) a float accumulator; these
+            # reductions would sum in the array's own dtype.
+            super().update(arr)
+            return
         n = arr.shape[0]
         total = np.add.reduce(arr, axis=0, keepdims=True)
         mean = np.true_divide(total, n, out=total, casting="unsafe")
@@ -110,23 +115,36 @@ class FastRunningMeanStd(RunningMeanStd):
 
 
 class TrainingVecNormalize(VecNormalize):
-    """VecNormalize whose running statistics update through :class:`FastRunningMeanStd`."""
+    """VecNormalize whose running statistics update through :class:`FastRunningMeanStd`.
 
-    def __init__(self, venv: Any, **kwargs: Any) -> None:
-        super().__init__(venv, **kwargs)
-        self.obs_rms = _fast(self.obs_rms)
-        self.ret_rms = _fast(self.ret_rms)
+    Its arguments, their checks, and every case the methods below do not cover (a dict
+    observation space, ``norm_obs=False``) are VecNormalize's own.
+    """
+
+    def __init__(self, venv: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(venv, *args, **kwargs)
+        self._speed_up_statistics()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.obs_rms, self.ret_rms = _fast(self.obs_rms), _fast(self.ret_rms)
+        self._speed_up_statistics()
+
+    def _speed_up_statistics(self) -> None:
+        # Without norm_obs VecNormalize has no obs_rms at all.
+        if "obs_rms" in self.__dict__:
+            self.obs_rms = _fast(self.obs_rms)
+        self.ret_rms = _fast(self.ret_rms)
+
+    def _lean(self) -> bool:
+        """A Box observation space, normalised: what the methods below are for."""
+        return self.norm_obs and isinstance(self.__dict__.get("obs_rms"), RunningMeanStd)
 
     # VecNormalize's step, normalize_obs and normalize_reward, with the same arithmetic:
     # no deep copy of an array that is replaced anyway, clipping as the maximum and minimum
     # np.clip computes (in place, on the fresh result), done envs found at once.
 
     def step_wait(self) -> VecEnvStepReturn:
-        if isinstance(self.obs_rms, dict):
+        if not self._lean():
             return super().step_wait()
         obs, rewards, dones, infos = self.venv.step_wait()
         self.old_obs = obs
@@ -146,17 +164,22 @@ class TrainingVecNormalize(VecNormalize):
         return obs, rewards, dones, infos
 
     def normalize_obs(self, obs: Any) -> Any:
-        if not self.norm_obs or not isinstance(obs, np.ndarray) or isinstance(self.obs_rms, dict):
+        if not isinstance(obs, np.ndarray) or not self._lean():
             return super().normalize_obs(obs)
         rms = self.obs_rms
         x = (obs - rms.mean) / np.sqrt(rms.var + self.epsilon)
         return _clip(x, self.clip_obs).astype(np.float32)
 
     def normalize_reward(self, reward: np.ndarray) -> np.ndarray:
+        if not isinstance(reward, np.ndarray) or reward.ndim == 0:
+            return super().normalize_reward(reward)  # a scalar has no buffer to clip in
         if self.norm_reward:
             x = reward / np.sqrt(self.ret_rms.var + self.epsilon)
             reward = _clip(x, self.clip_reward)
         return reward.astype(np.float32)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _clip(x: np.ndarray, bound: float) -> np.ndarray:

@@ -30,6 +30,7 @@ from perfmode.base.clock import utc_now
 from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
 from perfmode.checkpoint.io import TrainingState
 from perfmode.checkpoint.state import capture
+from perfmode.checkpoint.writer import BackgroundWriter, WriteFailed
 from perfmode.config.schema import Config, config_to_mapping
 from perfmode.env import Market
 from perfmode.errors import PerfmodeError
@@ -196,14 +197,16 @@ class CheckpointingCallback(BaseCallback):
         self.last_checkpoint = last
         # The state at the last rollout boundary: what a stop in the next rollout saves.
         self.boundary: TrainingState | None = None
+        # Checkpoints at rollout boundaries are written while the next rollout runs.
+        self.writer = BackgroundWriter(self._write)
+        self._saved_steps = last.timesteps if last else 0
 
     def _on_rollout_start(self) -> None:
         """Between two updates: weights, counters and normalisation agree; safe to save."""
         self.boundary = capture(self.model, self.venv)
         freq = self.config.training.checkpoint_freq
-        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
-        if self.model.num_timesteps // freq > last // freq:
-            self.save(self.model, self.boundary)
+        if self.model.num_timesteps // freq > self._saved_steps // freq:
+            self.save_in_background(self.boundary)
         self.status.maybe_write(force=True)
 
     def _on_step(self) -> bool:
@@ -212,18 +215,61 @@ class CheckpointingCallback(BaseCallback):
     def at_pause(self, model: PPO) -> None:
         """Entering ``paused``: keep a checkpoint no older than checkpoint_freq steps, so
         a shutdown while paused loses nothing."""
-        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
         b = self.boundary
-        if b is not None and b.num_timesteps - last >= self.config.training.checkpoint_freq:
+        if (
+            b is not None
+            and b.num_timesteps - self._saved_steps >= self.config.training.checkpoint_freq
+        ):
             self.save(model, b)
 
     def save(
         self, model: PPO, state: TrainingState | None = None, final: bool = False
     ) -> Checkpoint:
-        """Write ``state`` (default: the model as it is now) as a checkpoint; prune old ones."""
+        """Write ``state`` (default: the model as it is now) as a checkpoint, after any
+        background write; prune old ones."""
+        self.collect_written(wait=True)
         state = state or capture(model, self.venv)
+        try:
+            ckpt = self._write(state, self._meta(final))
+        except OSError as e:
+            raise self._save_failed(state.num_timesteps, e) from None
+        self._saved(ckpt)
+        return ckpt
+
+    def save_in_background(self, state: TrainingState) -> None:
+        """Start writing ``state`` as a checkpoint; training goes on meanwhile."""
+        try:
+            done = self.writer.submit(state, self._meta(final=False))
+        except WriteFailed as e:
+            raise self._save_failed(e.timesteps, e.error) from None
+        self._saved_steps = state.num_timesteps
+        if done is not None:
+            self._saved(done)
+
+    def collect_written(self, *, wait: bool = False) -> None:
+        """Take in a background write that has ended (or ``wait`` for it): log, status."""
+        try:
+            done = self.writer.wait() if wait else self.writer.collect()
+        except WriteFailed as e:
+            raise self._save_failed(e.timesteps, e.error) from None
+        if done is not None:
+            self._saved(done)
+
+    def _write(self, state: TrainingState, meta: dict[str, Any]) -> Checkpoint:
+        # Also run by the writer's thread: it touches only the checkpoint folder.
+        ckpt = save_checkpoint(self.ckpt_dir, state, meta)
+        prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
+        return ckpt
+
+    def _saved(self, ckpt: Checkpoint) -> None:
+        self.last_checkpoint = ckpt
+        self._saved_steps = max(self._saved_steps, ckpt.timesteps)
+        log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
+        self.status.status.checkpoint = CheckpointSection(str(ckpt.path), ckpt.timesteps)
+
+    def _meta(self, final: bool) -> dict[str, Any]:
         k = self.governor.knobs
-        meta = {
+        return {
             "run": self.run,
             "final": final,
             "mode": k.mode.value,
@@ -236,15 +282,6 @@ class CheckpointingCallback(BaseCallback):
             "data": self.market.info,
             "versions": {"perfmode": __version__, "torch": torch.__version__},
         }
-        try:
-            ckpt = save_checkpoint(self.ckpt_dir, state, meta)
-        except OSError as e:
-            raise self._save_failed(state.num_timesteps, e) from None
-        self.last_checkpoint = ckpt
-        prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
-        log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
-        self.status.status.checkpoint = CheckpointSection(str(ckpt.path), ckpt.timesteps)
-        return ckpt
 
     def _save_failed(self, timesteps: int, e: OSError) -> PerfmodeError:
         last = self.last_checkpoint

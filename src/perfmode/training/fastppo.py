@@ -7,9 +7,9 @@ arithmetic, less autograd bookkeeping), looks only at the envs that are done, an
 buffer's rows directly; the callbacks are called as SB3 calls them.
 
 The update: ``PPO.train`` reads top to bottom like pseudocode, and per minibatch it also
-turns four losses into Python floats, computes an approximate KL divergence (used only when
-``target_kl`` is set), walks the module tree twice to list the parameters, and copies the
-minibatch out of numpy arrays. Around the optimizer step, torch adds a profiler range, two
+turns five statistics into Python floats (four losses and an approximate KL divergence),
+walks the module tree twice to list the parameters, and copies the minibatch out of numpy
+arrays. Around the optimizer step, torch adds a profiler range, two
 dynamo graph breaks, hook dispatch and a walk over the optimizer state; ``zero_grad`` and
 ``clip_grad_norm_`` add their own. For a small MLP on one core that bookkeeping costs as
 much as the arithmetic. :class:`LeanPPO` runs the very same loss, backward pass, gradient
@@ -20,13 +20,18 @@ into floats once per update. The weights are bit-for-bit SB3's
 (``tests/test_fast_path.py``).
 
 Configurations it does not cover (a continuous action space, ``clip_range_vf``,
-``target_kl``) run SB3's own ``train``; an optimizer it does not cover (another class,
-several parameter groups, amsgrad, fused or capturable Adam, step pre-hooks) gets its own
-``step()``.
+``target_kl``, a dict observation space, state-dependent exploration, another rollout
+buffer) run SB3's own ``collect_rollouts`` and ``train``; an optimizer it does not cover
+(another class, several parameter groups, amsgrad, fused or capturable Adam, step
+pre-hooks) gets its own ``step()``. Where a lean method runs, callbacks see the locals SB3's
+rollout gives them and the update logs what SB3's logs. SB3's own PPO and VecNormalize tests
+pass with these classes in place of its own; ``tests/test_fast_path_fallbacks.py`` holds the
+cases they once failed.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
@@ -42,9 +47,23 @@ from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import explained_variance
 from torch.optim.adam import adam
 
+from perfmode.training.policy import LeanMlpPolicy
+
 
 class LeanPPO(PPO):
     """SB3's PPO with the rollout loop and the update described above."""
+
+    def _maybe_recommend_cpu(self, mlp_class_name: str = "ActorCriticPolicy") -> None:
+        # SB3 knows its MlpPolicy by class name; LeanMlpPolicy is that policy too. It names
+        # the algorithm by class name as well: this one is PPO, and its warning says so.
+        if issubclass(self.policy_class, LeanMlpPolicy):
+            mlp_class_name = self.policy_class.__name__
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            super()._maybe_recommend_cpu(mlp_class_name)
+        for w in caught:
+            text = str(w.message).replace(f"run {type(self).__name__} on", "run PPO on", 1)
+            warnings.warn(text, w.category, stacklevel=2)
 
     def collect_rollouts(
         self, env: Any, callback: Any, rollout_buffer: Any, n_rollout_steps: int
@@ -64,17 +83,19 @@ class LeanPPO(PPO):
         buf.reset()
         callback.on_rollout_start()
 
+        # RolloutBuffer.add's reshapes: a discrete observation space gives (n_envs,) arrays.
+        obs_shape = (env.num_envs, *buf.obs_shape)
         while n_steps < n_rollout_steps:
             # inference_mode, not SB3's no_grad: the same arithmetic, less autograd
-            # bookkeeping per op; the results leave as numpy arrays inside it.
+            # bookkeeping per op. The names are SB3's, so callbacks see the locals they know.
             with torch.inference_mode():
-                actions, values, log_probs = policy(
-                    torch.as_tensor(self._last_obs, device=self.device)
-                )
-                actions = actions.cpu().numpy()
-                values = values.cpu().numpy().flatten()
-                log_probs = log_probs.cpu().numpy()
-            new_obs, rewards, dones, infos = env.step(actions)
+                obs_tensor = torch.as_tensor(self._last_obs, device=self.device)
+                actions, values, log_probs = policy(obs_tensor)
+                values_np = values.cpu().numpy().flatten()
+                log_probs_np = log_probs.cpu().numpy()
+            actions = actions.cpu().numpy()
+            clipped_actions = actions  # a discrete action space is never clipped
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
 
             callback.update_locals(locals())
@@ -82,6 +103,7 @@ class LeanPPO(PPO):
                 return False
             self._update_info_buffer(infos, dones)
             n_steps += 1
+            actions = actions.reshape(-1, 1)
 
             # A time limit is no failure: bootstrap the cut episode with the value of its
             # last observation (SB3's handling of timeouts; only done envs can have one).
@@ -97,12 +119,12 @@ class LeanPPO(PPO):
 
             # RolloutBuffer.add without its defensive copies: assigning a row copies anyway.
             pos = buf.pos
-            buf.observations[pos] = self._last_obs
-            buf.actions[pos] = actions.reshape(-1, 1)
+            buf.observations[pos] = self._last_obs.reshape(obs_shape)
+            buf.actions[pos] = actions
             buf.rewards[pos] = rewards
             buf.episode_starts[pos] = self._last_episode_starts
-            buf.values[pos] = values
-            buf.log_probs[pos] = log_probs
+            buf.values[pos] = values_np
+            buf.log_probs[pos] = log_probs_np
             buf.pos += 1
             buf.full = buf.pos == buf.buffer_size
             self._last_obs = new_obs
@@ -120,6 +142,7 @@ class LeanPPO(PPO):
             not isinstance(self.action_space, spaces.Discrete)
             or self.clip_range_vf is not None
             or self.target_kl is not None
+            or type(self.rollout_buffer) is not RolloutBuffer  # a dict observation space
         ):
             return super().train()
         policy = self.policy
@@ -127,10 +150,14 @@ class LeanPPO(PPO):
         self._update_learning_rate(policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         params = list(policy.parameters())
+        # zero_grad(set_to_none=True) clears the optimizer's parameters, not the policy's.
+        trained = [p for group in policy.optimizer.param_groups for p in group["params"]]
         stats: list[torch.Tensor] = []
         rollout = _rollout_tensors(self.rollout_buffer)
 
+        last_epoch = 0  # SB3 logs the approximate KL of the last epoch only
         for _ in range(self.n_epochs):
+            last_epoch = len(stats)
             for batch in _minibatches(rollout, self.batch_size):
                 actions = batch.actions.long().flatten()
                 values, log_prob, entropy = policy.evaluate_actions(batch.observations, actions)
@@ -145,10 +172,11 @@ class LeanPPO(PPO):
                 policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
                 policy_loss = -torch.min(policy_loss_1, policy_loss_2).mean()
                 value_loss = F.mse_loss(batch.returns, values)
-                entropy_loss = -torch.mean(entropy)
+                # No entropy (a custom distribution): SB3 approximates it by -log_prob.
+                entropy_loss = -torch.mean(-log_prob if entropy is None else entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
-                for p in params:  # optimizer.zero_grad(), whose default is set_to_none
+                for p in trained:  # optimizer.zero_grad(), whose default is set_to_none
                     p.grad = None
                 loss.backward()
                 _clip_grad_norm(params, self.max_grad_norm)
@@ -156,16 +184,21 @@ class LeanPPO(PPO):
 
                 with torch.no_grad():
                     clipped = torch.mean((torch.abs(ratio - 1) > clip_range).float())
+                    log_ratio = log_prob - batch.old_log_prob  # SB3's approx_kl, logged
+                    approx_kl = torch.mean((torch.exp(log_ratio) - 1) - log_ratio)
                     stats.append(
-                        torch.stack([policy_loss, value_loss, entropy_loss, clipped, loss])
+                        torch.stack(
+                            [policy_loss, value_loss, entropy_loss, clipped, approx_kl, loss]
+                        )
                     )
             self._n_updates += 1
 
-        pg, vf, ent, clip_fraction, last_loss = _means_and_last(stats)
+        pg, vf, ent, clip_fraction, approx_kl_mean, last_loss = _means_and_last(stats, last_epoch)
         buffer = self.rollout_buffer
         self.logger.record("train/entropy_loss", ent)
         self.logger.record("train/policy_gradient_loss", pg)
         self.logger.record("train/value_loss", vf)
+        self.logger.record("train/approx_kl", approx_kl_mean)
         self.logger.record("train/clip_fraction", clip_fraction)
         self.logger.record("train/loss", last_loss)
         self.logger.record(
@@ -176,10 +209,13 @@ class LeanPPO(PPO):
         self.logger.record("train/clip_range", clip_range)
 
 
-def _means_and_last(stats: list[torch.Tensor]) -> tuple[float, float, float, float, float]:
+def _means_and_last(
+    stats: list[torch.Tensor], last_epoch: int
+) -> tuple[float, float, float, float, float, float]:
     table = torch.stack(stats).cpu().numpy()
     pg, vf, ent, clip_fraction = (float(x) for x in np.mean(table[:, :4], axis=0))
-    return pg, vf, ent, clip_fraction, float(table[-1, 4])
+    approx_kl = float(np.mean(table[last_epoch:, 4]))
+    return pg, vf, ent, clip_fraction, approx_kl, float(table[-1, 5])
 
 
 def _rollout_tensors(buffer: RolloutBuffer) -> list[torch.Tensor]:

@@ -13,8 +13,9 @@ layer, then Categorical's own ``logsumexp`` normalisation, ``softmax``, ``multin
 sampling, ``gather`` and entropy. Same kernels, same inputs, same random draws: the results
 are bit-for-bit SB3's, which ``tests/test_fast_path.py`` checks against plain ``PPO.learn``.
 
-Anything it does not recognise (another action space, a custom layer, a separate
-features extractor per network) falls back to SB3's own code.
+Anything it does not recognise (another action or observation space, image observations
+SB3 scales, a custom layer or features extractor, a separate features extractor per
+network) falls back to SB3's own code.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import nn
 
 from perfmode.checkpoint.checks import Expected, expected_of
@@ -66,15 +69,22 @@ class LeanMlpPolicy(ActorCriticPolicy):
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
-        pi = _lean_layers(self.mlp_extractor.policy_net)
-        vf = _lean_layers(self.mlp_extractor.value_net)
+        plain = type(self.mlp_extractor) is MlpExtractor
+        pi = _lean_layers(self.mlp_extractor.policy_net) if plain else None
+        vf = _lean_layers(self.mlp_extractor.value_net) if plain else None
         lean = (
             pi is not None
+            and type(self.action_net) is nn.Linear
+            and type(self.value_net) is nn.Linear
             and vf is not None
             and isinstance(self.action_space, spaces.Discrete)
             and isinstance(self.observation_space, spaces.Box)
+            # preprocess_obs() divides images by 255; _features() does not.
+            and not (self.normalize_images and is_image_space(self.observation_space))
             and self.share_features_extractor
-            and isinstance(self.features_extractor.flatten, nn.Flatten)
+            # SB3's own extractor, not one that merely has a flatten layer (batch norm,
+            # dropout: those must run, in the mode set_training_mode gave them).
+            and type(self.features_extractor) is FlattenExtractor
         )
         self._pi_steps = pi if lean else None
         self._vf_steps = vf if lean else None

@@ -6,6 +6,7 @@ and the status they share, hands the model its OOM retry, and ends the run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,7 @@ class TrainingSession:
         return max(n for n in (threads.rollout, threads.update, 1) if type(n) is int)
 
     def _on_poll(self) -> None:
+        self.checkpointing.collect_written()
         self.reporting.poll(self.model.num_timesteps)
 
     def _at_pause(self) -> None:
@@ -148,6 +150,9 @@ class TrainingSession:
     def _nonfinite(self, error: PerfmodeError) -> PerfmodeError:
         """An update undone for NaN: nothing is saved, the last checkpoint stays the newest."""
         self.reporting.failed()
+        # A write still in flight holds a boundary from before the bad update: let it land.
+        with contextlib.suppress(PerfmodeError):
+            self.checkpointing.collect_written(wait=True)
         last = self.last_checkpoint
         kept = (
             f"the last good checkpoint, {last.path.name} ({last.timesteps:,} steps), is kept"
@@ -161,6 +166,7 @@ class TrainingSession:
 
     def finish(self, resumed_from: int | None) -> TrainResult:
         self.governing.remove_hooks()
+        self.checkpointing.collect_written(wait=True)  # the last background write first
         model = self.model
         stopped = self.stop.requested and model.num_timesteps < self.config.training.total_timesteps
         last, boundary = self.last_checkpoint, self.checkpointing.boundary
