@@ -39,6 +39,7 @@ from perfmode.status.file import trainer_pids
 from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress
 from perfmode.training.fastppo import LeanPPO
+from perfmode.training.validation import ValidationReports
 
 log = logging.getLogger("perfmode.train")
 
@@ -142,6 +143,7 @@ class TrainingSession:
             config.training.total_timesteps, model.num_timesteps, terminal=progress_bar
         )
         self.callback = _SessionCallback(self)
+        self.validation = ValidationReports(home.run_dir(run), config, model.num_timesteps)
         self._update_clock: tuple[float, int] | None = None
         # The mode the update in flight started in: its metrics row is written when it ends,
         # after a switch may have changed the governor's mode (batch and epochs stay on the
@@ -172,6 +174,7 @@ class TrainingSession:
     def at_rollout_boundary(self) -> None:
         """Between two updates: weights, counters and normalisation agree; safe to save."""
         self.record_update()
+        self.validation.at_boundary(self.model, self.venv, self.market)
         self.boundary = capture(self.model, self.venv)
         freq = self.config.training.checkpoint_freq
         last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
@@ -265,6 +268,8 @@ class TrainingSession:
                 ckpt = self.save(self.boundary)
         else:
             self.record_update()
+            if not stopped:
+                self.validation.at_finish(self.model, self.venv, self.market)
             ckpt = self.save(final=not stopped)
         self.status.update(
             state="stopped" if stopped else "finished",
