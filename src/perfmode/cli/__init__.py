@@ -8,6 +8,7 @@ from perfmode.cli import (  # noqa: F401  (registers commands)
     hold,
     mode,
     schedule,
+    sweep,
     train,
     ui,
 )
