@@ -82,8 +82,8 @@ class EnvConfig:
     synthetic_market: Literal["regimes", "cycles", "random-walk"] = "regimes"
     """What the synthetic series is. "regimes": bull, sideways, bear and crash stretches that
     switch at random (a demo market; which one comes next cannot be foreseen). "cycles": a
-    trend that swings up and down over 40 to 80 days under daily noise, a structure an agent
-    can learn (the price's distance from its moving average tells where the swing is), so a
+    trend that swings up and down over 60 to 120 days under daily noise, a structure an agent
+    can learn (the last few weeks' returns tell where the swing is), so a
     sweep has something to find. "random-walk": no structure at all, the control for
     "cycles": nothing should beat flat there beyond luck."""
 

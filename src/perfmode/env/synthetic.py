@@ -6,10 +6,10 @@ Three markets (``env.synthetic_market``):
   between a few regimes (a Markov chain that stays in a regime for ~100 days on average),
   with fat-tailed (Student-t) daily shocks: trends, calm and turbulent stretches, crashes.
   When a regime ends cannot be foreseen, so there is little an agent can learn from it.
-- ``cycles``: a learnable structure. The daily drift swings like a sine wave, up for 20 to
-  40 days and down for as long (each cycle's length drawn from 40 to 80 days), at
-  ±0.4% a day under 1% daily noise. Where the swing is shows in the price's distance from
-  its moving average (the ``trend`` feature), so a policy that follows it beats both flat
+- ``cycles``: a learnable structure. The daily drift swings like a sine wave, up for 30 to
+  60 days and down for as long (each cycle's length drawn from 60 to 120 days), at
+  ±0.4% a day under 1% daily noise. Where the swing is shows in the sum of the last ten or so
+  returns (the ``return_z`` features of the window), so a policy that follows it beats both flat
   and buy-and-hold, after costs, on data it never saw.
 - ``random-walk``: the same noise with no drift at all, the control: nothing learned there
   beats flat except by luck.
@@ -39,7 +39,7 @@ _DAYS = 252
 _T_DOF = 4
 
 
-CYCLE_DAYS = (40, 80)
+CYCLE_DAYS = (60, 120)
 """Shortest and longest cycle of the ``cycles`` market (one up swing and one down swing)."""
 CYCLE_DRIFT = 0.004
 """Peak daily drift of a swing (0.4%)."""
