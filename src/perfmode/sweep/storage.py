@@ -92,11 +92,12 @@ def open_storage(w: Where, *, create: bool) -> Any:
                 f"cannot open sweep journal {w.journal}: {e.strerror or e}"
             ) from None
     assert w.url is not None
+    url = _with_driver(w.url)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if w.url.startswith(("postgresql", "postgres")):
+    if url.startswith("postgres"):
         kwargs["connect_args"] = {"connect_timeout": 5}
     try:
-        return optuna.storages.RDBStorage(w.url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except ImportError as e:
         raise PerfmodeError(
             f"--storage {masked(w.url)}: its database driver is not installed ({e}); "
@@ -106,6 +107,17 @@ def open_storage(w: Where, *, create: bool) -> Any:
         raise PerfmodeError(
             f"cannot open sweep storage {masked(w.url)}: {_first_line(e)}"
         ) from None
+
+
+def _with_driver(url: str) -> str:
+    """A plain postgresql:// URL with the driver perfmode depends on (psycopg2): SQLAlchemy 2.1
+    reads the plain scheme as psycopg 3, which may not be installed."""
+    import importlib.util
+
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain) and importlib.util.find_spec("psycopg") is None:
+            return "postgresql+psycopg2://" + url.removeprefix(plain)
+    return url
 
 
 class _NoStudy(PerfmodeError):
