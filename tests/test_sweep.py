@@ -34,6 +34,17 @@ def _finish(proc, timeout: float = WAIT_S) -> str:
     return text
 
 
+def _finish_all(*procs) -> list[str]:
+    """Every sweep waited for, even when one failed (none outlives the test)."""
+    try:
+        return [_finish(p) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=WAIT_S)
+
+
 def test_two_sweeps_share_the_journal_and_a_trial_trains_as_perfmode_train_does(
     tmp_path: Path, home: Home
 ) -> None:
@@ -41,8 +52,7 @@ def test_two_sweeps_share_the_journal_and_a_trial_trains_as_perfmode_train_does(
     cfg = sweep_config(tmp_path / "sweep.yaml")
     a = start_sweep(home, "j", cfg, "--trials", "3", "--jobs", "1")
     b = start_sweep(home, "j", cfg, "--trials", "3", "--jobs", "1")
-    _finish(a)
-    _finish(b)
+    _finish_all(a, b)
     trials = trials_of(journal(home, "j"), "j")
     done = [t for t in trials if t.state.name == "COMPLETE"]
     # Counted across both processes: 3, or 4 when both asked at the same instant.
@@ -155,8 +165,7 @@ def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
     cfg = sweep_config(tmp_path / "sweep.yaml")
     args = ("--trials", "2", "--jobs", "1", "--storage", postgres.url)
     a, b = start_sweep(quiet, "pg", cfg, *args), start_sweep(perf, "pg", cfg, *args)
-    _finish(a)
-    _finish(b)
+    _finish_all(a, b)
     import optuna
 
     trials = optuna.load_study(study_name="pg", storage=postgres.url).trials

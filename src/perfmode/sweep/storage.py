@@ -97,7 +97,7 @@ def open_storage(w: Where, *, create: bool) -> Any:
     if url.startswith("postgres"):
         kwargs["connect_args"] = {"connect_timeout": 5}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return _rdb_storage(url, kwargs)
     except ImportError as e:
         raise PerfmodeError(
             f"--storage {masked(w.url)}: its database driver is not installed ({e}); "
@@ -107,6 +107,22 @@ def open_storage(w: Where, *, create: bool) -> Any:
         raise PerfmodeError(
             f"cannot open sweep storage {masked(w.url)}: {_first_line(e)}"
         ) from None
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (IntegrityError, ProgrammingError):
+            # Two machines creating the tables of a new database at once: one wins, the other
+            # finds them made on its next try.
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError  # unreachable
 
 
 def _with_driver(url: str) -> str:
