@@ -231,6 +231,10 @@ class Sweep:
                 log.error("❌ %s", e)
                 self.stop.set()
                 return
+            except Exception as e:  # a worker that dies silently would leave the sweep hung
+                log.error("❌ sweep worker stopped: %s: %s", type(e).__name__, e)
+                self.stop.set()
+                return
 
     def _run_trial(self, trial: Any) -> None:
         import optuna
