@@ -228,7 +228,7 @@ def part_two_homes(root: Path, args: argparse.Namespace) -> dict[str, Any] | str
             for status in (h / "runs").glob("sweep-pg-*/status.json"):
                 total += json.loads(status.read_text()).get("timesteps") or 0
             steps[mode] = total
-        attrs = trial_attrs(pg.url, "pg")
+        attrs = trial_attrs(pg.driver_url, "pg")
         return {
             "steps": steps,
             "ratio": steps["performance"] / max(steps["quiet"], 1),

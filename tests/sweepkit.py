@@ -109,7 +109,13 @@ class Postgres:
 
     @property
     def url(self) -> str:
+        """What a user passes to --storage."""
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/perfmode"
+
+    @property
+    def driver_url(self) -> str:
+        """For Optuna directly: SQLAlchemy 2.1 reads the plain scheme as psycopg 3."""
+        return self.url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
     def _as_owner(self, command: str) -> None:
         cmd = ["su", "postgres", "-c", command] if os.geteuid() == 0 else ["sh", "-c", command]

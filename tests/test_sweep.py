@@ -168,7 +168,7 @@ def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
     _finish_all(a, b)
     import optuna
 
-    trials = optuna.load_study(study_name="pg", storage=postgres.url).trials
+    trials = optuna.load_study(study_name="pg", storage=postgres.driver_url).trials
     assert [t.state.name for t in trials].count("COMPLETE") >= 2
     homes = {t.user_attrs["home"] for t in trials}
     assert homes <= {str(quiet.root), str(perf.root)} and len(trials) <= 3
@@ -196,17 +196,19 @@ def test_a_database_that_goes_away_mid_trial_does_not_stop_training(
     postgres.stop()
     try:
         wait_for(
+            "the sweep to notice", lambda: "sweep storage: cannot" in output(sweep), proc=sweep
+        )
+        wait_for(
             "the trial to finish",
             lambda: read_status(home, run).get("state") == "finished",
             proc=sweep,
         )
         assert sweep.poll() is None  # waiting to record the result, not failed
-        assert "sweep storage: cannot" in output(sweep)
     finally:
         postgres.start()
-    _finish(sweep)
+    _finish_all(sweep)
     import optuna
 
-    (trial,) = optuna.load_study(study_name="down", storage=postgres.url).trials
+    (trial,) = optuna.load_study(study_name="down", storage=postgres.driver_url).trials
     assert trial.state.name == "COMPLETE" and sorted(trial.intermediate_values) == [1, 2, 3, 4]
     assert latest_checkpoint(home.checkpoints_dir(run)).timesteps == 1024

@@ -100,6 +100,7 @@ class Sweep:
         self.result = SweepResult()
         self._lock = threading.Lock()
         self.clock = StorageClock()
+        self._outage = threading.Event()
 
     # -- the whole sweep ---------------------------------------------------------------
 
@@ -312,13 +313,26 @@ class Sweep:
 
     def _soft(self, fn: Any, what: str) -> Any:
         """A storage call that may fail without harm: the trial trains on regardless."""
+        from perfmode.sweep.storage import _first_line
+
         t0 = time.monotonic()
         try:
-            return fn()
-        except Exception:
+            result = fn()
+        except Exception as e:
+            if not self._outage.is_set():
+                self._outage.set()
+                log.warning(
+                    "⚠️  sweep storage: cannot %s (%s); the trials train on, retrying",
+                    what,
+                    _first_line(e),
+                )
             return False
         finally:
             self.clock.seconds += time.monotonic() - t0
+        if self._outage.is_set():
+            self._outage.clear()
+            log.info("🔌 sweep storage: back")
+        return result
 
     def _report(
         self, trial: Any, reports: list[dict[str, Any]], sent: set[int], patient: bool = False
@@ -329,7 +343,9 @@ class Sweep:
                 continue
             if patient:
                 self._call(lambda r=r: trial.report(float(r["return"]), r["report"]), "report")
-            elif self._soft(lambda r=r: trial.report(float(r["return"]), r["report"]) or True, ""):
+            elif self._soft(
+                lambda r=r: trial.report(float(r["return"]), r["report"]) or True, "report a score"
+            ):
                 pass
             else:
                 return False  # retried at the next look
