@@ -7,8 +7,7 @@ stops as on Ctrl-C: at the next safe point, saving a checkpoint the retry resume
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -25,9 +24,16 @@ from perfmode.training.validation import VALIDATION_FILE
 STDERR_FILE = "trial.stderr"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Linux: the trainer asks for SIGTERM when its parent (the sweep) dies, then becomes the
+# trainer. Done in the new process before exec, not in a preexec_fn, which is unsafe in a
+# process with threads (the sweep's workers are threads).
+_LAUNCH = """
+import ctypes, os, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(143)  # the sweep died before the request was made
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
 
 
 class TrialProcess:
@@ -37,7 +43,6 @@ class TrialProcess:
         self.stopping = False
         err = open(self.run_dir / STDERR_FILE, "ab")  # noqa: SIM115 - the child owns it
         cmd = [
-            sys.executable,
             "-m",
             "perfmode",
             "train",
@@ -48,13 +53,14 @@ class TrialProcess:
             "--home",
             str(home.root),
         ]
+        if sys.platform.startswith("linux"):
+            cmd = ["-c", _LAUNCH, str(os.getpid()), *cmd]
         try:
             self.proc = subprocess.Popen(
-                cmd,
+                [sys.executable, *cmd],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:
             err.close()
