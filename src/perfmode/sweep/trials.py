@@ -60,6 +60,9 @@ def trial_config(base: Config, values: dict[str, Any], timesteps: int, data: str
         env = env.replace(validation=sweep.validation)
     if data is not None:
         env = env.replace(data=data)
+    if not env.is_synthetic:
+        # The trial's file must name the same prices from wherever it is run again.
+        env = env.replace(data=str(Path(env.data).expanduser().resolve()))
     return dataclasses.replace(config, env=env, training=training, sweep=SweepConfig())
 
 
