@@ -11,22 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from perfmode.training.command import train_command
+
 
 class Trainer:
     def __init__(self, home: Path, *args: str) -> None:
         self.home = home
         self.lines: list[tuple[float, str]] = []
         self.proc = subprocess.Popen(
-            [
-                *os.environ.get("BENCH_PREFIX", "").split(),
-                sys.executable,
-                "-m",
-                "perfmode",
-                "train",
-                "--home",
-                str(home),
-                *args,
-            ],
+            [*os.environ.get("BENCH_PREFIX", "").split(), *train_command(home, *args)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -21,14 +21,8 @@ from pathlib import Path
 from perfmode.config.schema import default_config_text, load_config
 from perfmode.errors import PerfmodeError
 
-
-def alias_bomb() -> str:
-    text, prev = '&a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]', "a"
-    for name in "bcdefghi":
-        text = f"[{text}, &{name} [{', '.join([f'*{prev}'] * 9)}]]"
-        prev = name
-    return f"env:\n  window: {text}\n"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.hostile_yaml import alias_bomb
 
 CASES = {
     "default config (valid)": default_config_text,

@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _trainer import set_mode, start_quiet
 
+from perfmode.base.modes import Mode
 from perfmode.config.schema import Config
 from perfmode.governor.governor import knobs_for
-from perfmode.settings.store import Mode
 
 
 def segments(rows: list[dict[str, str]]) -> list[list[dict[str, str]]]:

@@ -35,7 +35,8 @@ def child_perfmode(timesteps: int) -> dict[str, float]:
     from perfmode.base.home import Home
     from perfmode.config.schema import Config
     from perfmode.settings.store import SettingsStore
-    from perfmode.training.trainer import GovernedPPO, train
+    from perfmode.training.governed import GovernedPPO
+    from perfmode.training.trainer import train
 
     # Only to see how train()'s time splits: the time spent inside learn() (behaviour unchanged).
     inside: list[float] = []

@@ -10,9 +10,9 @@ import time
 import psutil
 import pytest
 
+from perfmode.base.clock import parse_time
 from perfmode.base.home import Home
 from perfmode.checkpoint.folders import list_checkpoints
-from perfmode.settings.store import parse_time
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import (
     log_text,

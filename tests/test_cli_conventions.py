@@ -130,6 +130,6 @@ def test_shell_completion_is_switched_on() -> None:
     env = {"_PERFMODE_COMPLETE": "complete_bash", "COMP_WORDS": "perfmode set ", "COMP_CWORD": "2"}
     words = run_perfmode(env={**os.environ, **env})
     assert words.returncode == 0, words.stderr
-    from perfmode.settings.store import MODES
+    from perfmode.base.modes import mode_names
 
-    assert words.stdout.split() == list(MODES)
+    assert words.stdout.split() == list(mode_names())

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pytest
 import yaml
 
+from perfmode.base.modes import Mode
 from perfmode.config.schema import (
     Config,
     ModeProfile,
@@ -20,7 +21,6 @@ from perfmode.config.schema import (
 from perfmode.config.sections import flatten, to_mapping
 from perfmode.errors import UsageError
 from perfmode.governor.governor import knobs_for
-from perfmode.settings.store import Mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULTS = flatten(to_mapping(Config()))

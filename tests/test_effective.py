@@ -6,10 +6,12 @@ import itertools
 import math
 from datetime import timedelta
 
+from perfmode.base.clock import utc_now
+from perfmode.base.modes import Mode
 from perfmode.config.schema import AutoConfig
 from perfmode.governor.effective import AutoReadings, AutoState, LoadWindow, decide, resolve_auto
 from perfmode.settings.holds import Hold
-from perfmode.settings.store import Mode, parse_settings, utc_now
+from perfmode.settings.store import parse_settings
 
 CFG = AutoConfig()  # idle_after 300 s, foreign_cpu 0.25 cores, resume_after 60 s
 

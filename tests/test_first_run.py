@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 from perfmode.base.home import Home
 from perfmode.config.schema import load_config
 from perfmode.settings.store import SettingsStore
-from perfmode.training.session import GovernedPPO, TrainingSession
+from perfmode.training.callbacks import CheckpointingCallback
+from perfmode.training.governed import GovernedPPO
 from perfmode.training.trainer import train
 from tests.conftest import run_perfmode
 from tests.test_cli_conventions import one_line_error
@@ -161,15 +163,15 @@ def test_a_stop_right_after_a_periodic_save_logs_that_checkpoint_once(
     home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, train_log: list[str]
 ) -> None:
     config = load_config(write_config(tmp_path / "tiny.yaml", training={"checkpoint_freq": 256}))
-    save = TrainingSession.save
+    save = CheckpointingCallback.save
 
-    def save_then_ctrl_c(self: TrainingSession, *args, **kwargs):
+    def save_then_ctrl_c(self: CheckpointingCallback, *args, **kwargs):
         ckpt = save(self, *args, **kwargs)
         if ckpt.timesteps == 512:
-            self.stop.requested = True  # as the signal handler does
+            signal.raise_signal(signal.SIGINT)  # the trainer's handler: stop at the next safe point
         return ckpt
 
-    monkeypatch.setattr(TrainingSession, "save", save_then_ctrl_c)
+    monkeypatch.setattr(CheckpointingCallback, "save", save_then_ctrl_c)
     result = train(config, home)
     assert result.stopped_early and result.timesteps == 512
     saves = [line for line in train_log if line.startswith("💾")]

@@ -16,11 +16,14 @@ import pytest
 import torch
 
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.config.schema import Config
 from perfmode.errors import UsageError
-from perfmode.governor.governor import DutyCycle, Governor
+from perfmode.governor.duty import DutyCycle
+from perfmode.governor.governor import Governor
 from perfmode.governor.gpu import GpuHealth, GpuMonitor, guard_hot, status_lines
-from perfmode.settings.store import Mode, SettingsStore
+from perfmode.settings.store import SettingsStore
+from perfmode.status.model import TrainerStatus
 from perfmode.training.trainer import pick_device
 from tests.conftest import run_perfmode
 
@@ -121,7 +124,7 @@ def test_without_an_nvidia_driver_every_gpu_field_is_null() -> None:
     assert "NVML" in (health.problem or "")
     monitor = GpuMonitor(health, guard=True)
     assert monitor.poll(83, 8) is None
-    assert {k: monitor.status()[k] for k in ALL_NULL} == ALL_NULL
+    assert {k: monitor.status().to_json()[k] for k in ALL_NULL} == ALL_NULL
     assert monitor.reading.metrics_row() == dict.fromkeys(monitor.reading.metrics_row(), "")
 
 
@@ -207,7 +210,7 @@ def test_monitor_of_a_cpu_run_reports_the_gpu_but_never_guards() -> None:
     monitor = GpuMonitor(GpuHealth(nvml=FakeNvml(temp=95)), guard=False)
     assert monitor.poll(83, 8) is None
     assert not monitor.hot
-    assert monitor.status()["temp_c"] == 95 and monitor.status()["guard"] is None
+    assert monitor.status().temp_c == 95 and monitor.status().guard is None
 
 
 class Lines(logging.Handler):
@@ -243,9 +246,10 @@ def test_governor_runs_quiet_while_hot_with_one_line_each_way(home: Home, train_
         gov._next_poll = 0.0
         gov.tick()
         lines = [line for line in train_log if "Performance mode" in line]
-        status = gov.status_fields()
-        assert status["requested_mode"] == "performance"
-        return status["applied_mode"], status["gpu"]["guard"], lines
+        status = TrainerStatus()
+        gov.report(status)
+        assert status.mode.requested_mode == "performance"
+        return status.mode.applied_mode, status.gpu.guard, lines
 
     assert poll(70) == ("performance", None, [])
     mode, guard, lines = poll(86)
@@ -265,9 +269,10 @@ def test_governor_runs_quiet_while_hot_with_one_line_each_way(home: Home, train_
 def test_a_cpu_run_has_no_guard_and_null_gpu_fields_here(home: Home) -> None:
     gov = Governor(SettingsStore(home.settings), Config(), device="cpu")
     assert gov.gpu.guard is False
-    status = gov.status_fields()["gpu"]
-    assert {k: status[k] for k in ALL_NULL} == ALL_NULL
-    assert status["guard"] is None
+    status = TrainerStatus()
+    gov.report(status)
+    assert {k: status.gpu.to_json()[k] for k in ALL_NULL} == ALL_NULL
+    assert status.gpu.guard is None
 
 
 # -- the duty cycle on CUDA ----------------------------------------------------------------
@@ -380,11 +385,12 @@ def test_status_shows_the_gpu_and_the_guard(cli, home: Home) -> None:
 
 def test_status_of_a_cpu_run_without_a_gpu_has_no_gpu_line() -> None:
     trainer = {"device": "cpu", "gpu": {**ALL_NULL, "problem": "NVML cannot start"}}
-    assert status_lines(trainer) == []
-    assert status_lines({**trainer, "device": "cuda"}) == [
+    assert status_lines(TrainerStatus.from_json(trainer)) == []
+    assert status_lines(TrainerStatus.from_json({**trainer, "device": "cuda"})) == [
         ("GPU", "cuda, no readings (NVML cannot start)")
     ]
-    assert status_lines({"device": "cpu"}) == []  # a status.json from before GPU fields
+    # A status.json from before GPU fields
+    assert status_lines(TrainerStatus.from_json({"device": "cpu"})) == []
 
 
 # -- a whole run -----------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from perfmode.base.modes import Mode
 from perfmode.config.schema import load_config
 from perfmode.governor.governor import knobs_for
-from perfmode.settings.store import Mode
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from perfmode.base.modes import Mode
 from perfmode.config.schema import AutoConfig
 from perfmode.governor.effective import AutoReadings, AutoState, resolve_auto
 from perfmode.governor.idle import UNKNOWN, IdleSensor
-from perfmode.settings.store import Mode
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import Home
 from perfmode.cli.mode import status_lines
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import NOT_RESPONDING_AFTER_S
 from perfmode.status.report import build_status
 from tests.conftest import run_perfmode

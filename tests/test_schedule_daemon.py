@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from perfmode.base.clock import format_time
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.errors import PerfmodeError
 from perfmode.schedule import (
     DaemonLock,
@@ -30,7 +32,7 @@ from perfmode.schedule import (
     timetable_of,
 )
 from perfmode.schedule.daemon import TICK_ENV
-from perfmode.settings.store import HAND_EDIT, Mode, SettingsStore, format_time
+from perfmode.settings.store import HAND_EDIT, SettingsStore
 from tests.conftest import PERFMODE, WAIT_S, run_perfmode, wait_for
 
 TT = Timetable.create(tz="Europe/Berlin", night="18:00", day="08:00")

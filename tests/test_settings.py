@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.base.smallfile import MAX_BYTES
 from perfmode.cli.mode import status_lines
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import (
     HAND_EDIT,
-    Mode,
     SettingsStore,
     SettingsWatcher,
     parse_mode,

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from perfmode.config.schema import Config, load_config
+from perfmode.config.sweep import DEFAULT_SPACE, check_space_against
 from perfmode.env import EnvConfig, load_market
 from perfmode.errors import UsageError
-from perfmode.sweep.space import DEFAULT_SPACE, check_space_against
 from perfmode.sweep.trials import suggest, trial_config
 
 

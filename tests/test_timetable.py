@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from perfmode.base.modes import Mode
 from perfmode.errors import UsageError
 from perfmode.schedule.cron import parse_rule
 from perfmode.schedule.timetable import (
@@ -18,7 +19,6 @@ from perfmode.schedule.timetable import (
     scheduled_mode,
     wall_to_utc,
 )
-from perfmode.settings.store import Mode
 
 P, Q = Mode.PERFORMANCE, Mode.QUIET
 

@@ -23,7 +23,7 @@ from perfmode.checkpoint.folders import list_checkpoints, open_checkpoint
 from perfmode.config.schema import Config, load_config
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.store import SettingsStore
-from perfmode.training.session import _SessionCallback
+from perfmode.training.callbacks import GoverningCallback
 from perfmode.training.trainer import train
 from tests.conftest import wait_for
 from tests.trainkit import (
@@ -85,14 +85,14 @@ def test_checkpoints_every_freq_keep_the_last_n_and_the_final(home: Home, tmp_pa
 
 def _stop_at(monkeypatch, timesteps: int) -> None:
     """Ctrl-C as the rollout reaches ``timesteps``: mid-rollout, the worst place to stop."""
-    original = _SessionCallback._on_step
+    original = GoverningCallback._on_step
 
     def on_step(self):
         if self.num_timesteps >= timesteps:
-            self.session.stop.requested = True
+            self.stop.requested = True
         return original(self)
 
-    monkeypatch.setattr(_SessionCallback, "_on_step", on_step)
+    monkeypatch.setattr(GoverningCallback, "_on_step", on_step)
 
 
 def _assert_same_state(a, b) -> None:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from perfmode.base.clock import format_time, parse_time, utc_now
 from perfmode.base.home import Home
 from perfmode.cli.mode import status_lines
-from perfmode.settings.store import format_time, parse_time, utc_now
+from perfmode.status.model import ProgressSection
 from perfmode.status.progressbar import LINE_EVERY_S, TrainProgress
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import log_text, read_status, start_trainer, write_config
@@ -86,7 +87,9 @@ def test_a_slow_run_still_says_something_every_few_minutes(lines) -> None:
 def test_speed_and_eta_follow_the_last_minute_and_go_to_status(lines) -> None:
     clock = Clock()
     p = TrainProgress(1_000_000, 0, clock=clock)
-    assert p.speed() is None and p.status_fields() == {"eta_s": None, "eta_at": None}
+    fields = ProgressSection(eta_s=1.0, eta_at="x")
+    p.report(fields)
+    assert p.speed() is None and (fields.eta_s, fields.eta_at) == (None, None)
     for _ in range(1200):  # two minutes at 500 steps/s...
         clock.t += 0.1
         p.update(p.steps + 50, "quiet")
@@ -94,10 +97,10 @@ def test_speed_and_eta_follow_the_last_minute_and_go_to_status(lines) -> None:
         clock.t += 0.1
         p.update(p.steps + 200, "performance")
     assert p.speed() == pytest.approx(2000, rel=0.01)
-    fields = p.status_fields()
-    assert fields["eta_s"] == pytest.approx((1_000_000 - 180_000) / 2000, rel=0.01)
-    eta_at = parse_time(fields["eta_at"])
-    assert abs((eta_at - utc_now()).total_seconds() - fields["eta_s"]) < 60
+    p.report(fields)
+    assert fields.eta_s == pytest.approx((1_000_000 - 180_000) / 2000, rel=0.01)
+    eta_at = parse_time(fields.eta_at)
+    assert eta_at is not None and abs((eta_at - utc_now()).total_seconds() - fields.eta_s) < 60
 
 
 def test_status_shows_the_eta() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import Home
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import write_status
 from perfmode.web.launcher import (
     BUILTIN_CONFIG,

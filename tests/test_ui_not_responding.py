@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import Home
-from perfmode.settings.store import format_time, utc_now
 from tests.browser import CHROMIUM_ARGS
 from tests.uikit import UiServer, need_browser
 

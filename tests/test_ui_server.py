@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 from perfmode.base.home import Home
-from perfmode.settings.store import Mode
+from perfmode.base.modes import Mode
 from tests.conftest import run_perfmode
 from tests.trainkit import write_config
 from tests.uikit import UiServer

@@ -16,7 +16,7 @@ import yaml
 
 from perfmode.base.home import Home
 from perfmode.config.schema import Config, load_config
-from tests.conftest import PERFMODE
+from perfmode.training.command import train_command
 
 # Every value a test relies on is spelled out here, not taken from the embedded defaults
 # (which may change): the mode profiles in full, and nice 0 so that an in-process train()
@@ -83,7 +83,7 @@ def start_trainer(home: Home, config: Path, *args: str) -> subprocess.Popen[str]
         "w", dir=home.root.parent, prefix="trainer-", suffix=".out", delete=False
     ) as out:
         proc = subprocess.Popen(
-            [*PERFMODE, "train", "--config", str(config), "--home", str(home.root), *args],
+            train_command(home.root, *args, config=config),
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,

@@ -18,11 +18,13 @@ status.json), CPU cores (CPU time of the process tree over wall time), peak memo
 the process tree, sampled) and, on CUDA, GPU use (NVML's utilisation and the card's memory
 in use, sampled; ``null`` on the CPU). Other programs' CPU use is measured alongside,
 because it changes every figure.
+
+May import: errors, base, config, settings, schedule, checkpoint, env, status, governor,
+training, evaluation, sweep.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,7 @@ def check_request(request: BenchRequest) -> Config:
         data = request.data
         if data != "synthetic" and Path(data).expanduser().exists():
             data = str(Path(data).expanduser().resolve())  # the children's cwd may differ
-        config = dataclasses.replace(config, env=config.env.replace(data=data))
+        config = config.with_data(data)
     from perfmode.env import load_market
 
     load_market(config.env)  # a bad price file fails here, in one line

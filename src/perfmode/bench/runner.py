@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
+from perfmode.base.clock import parse_time
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.bench.figures import Tally, machine_info, ratio, ratios
 from perfmode.bench.plan import (
     APPLY_TIMEOUT_S,
@@ -28,8 +30,10 @@ from perfmode.config.schema import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
 from perfmode.governor.gpu import GpuHealth
 from perfmode.governor.load import LoadSensor
-from perfmode.settings.store import Mode, SettingsStore, parse_time
-from perfmode.status.file import read_json_object
+from perfmode.settings.store import SettingsStore
+from perfmode.status.file import read_status
+from perfmode.status.model import TrainerStatus
+from perfmode.training.command import train_command
 
 
 class Bench:
@@ -79,8 +83,9 @@ class Bench:
 
     def _trainer_cmd(self) -> list[str]:
         self.store.set_mode(Mode.QUIET, changed_by="bench")
-        cmd = [sys.executable, "-m", "perfmode", "train", "--home", str(self.root), "--fresh"]
-        return [*cmd, "--timesteps", str(HUGE_TIMESTEPS), *self._config_args()]
+        return train_command(
+            self.root, "--fresh", "--timesteps", str(HUGE_TIMESTEPS), *self._config_args()
+        )
 
     def _spawn_reference(self) -> Child:
         cmd = [sys.executable, "-m", "perfmode.bench.reference", "--events", str(self.events)]
@@ -107,7 +112,7 @@ class Bench:
                 f"the trainer or plain SB3 did not finish starting within {START_TIMEOUT_S:g} s; "
                 "is the config very large for this machine?"
             )
-        self.device = self._status().get("device") or self.device
+        self.device = self._status().run.device or self.device
         if self.device != "cuda":
             self.gpu.close()
         # Only now: the trial must not take plain SB3's start-up for another program's load.
@@ -118,9 +123,9 @@ class Bench:
 
     def _threads_settled(self, rows_before: int) -> bool:
         status = self._status()
-        choice = (status.get("threads") or {}).get("choice")
+        choice = status.threads.choice
         rows = self._metrics_rows() - rows_before
-        if status.get("applied_mode") != Mode.PERFORMANCE.value:
+        if status.mode.applied_mode != Mode.PERFORMANCE.value:
             return False
         # A trial starts after the switch's cycle and one more: three rows show its state.
         return (choice == "profile" and rows >= 1) or (choice == "measured" and rows >= 3)
@@ -134,7 +139,7 @@ class Bench:
             self._set_phase(f"{mode.value} {i + 1}/{plan.segments}", plan.segment_seconds)
 
             def applied(mode: Mode = mode) -> bool:
-                return self._status().get("applied_mode") == mode.value
+                return self._status().mode.applied_mode == mode.value
 
             if not self._sample(APPLY_TIMEOUT_S, applied):
                 raise PerfmodeError(
@@ -150,7 +155,8 @@ class Bench:
                     **window,
                 }
             )
-        self.threads = self._status().get("threads")
+        threads = self._status().threads
+        self.threads = threads.to_json() if threads.choice else None
 
     def _measure_window(self, trainer: Child, mode: Mode, until: float) -> dict[str, Any]:
         """From now to ``until``: the trainer's steps from its heartbeats, its CPU and memory."""
@@ -160,8 +166,8 @@ class Bench:
 
         def beat() -> bool:
             status = self._status()
-            at, steps = parse_time(status.get("heartbeat")), status.get("timesteps")
-            if at is None or not isinstance(steps, int) or status.get("applied_mode") != mode:
+            at, steps = parse_time(status.run.heartbeat), status.progress.timesteps
+            if at is None or steps is None or status.mode.applied_mode != mode:
                 return False
             if at.timestamp() >= wall0 and (not beats or beats[-1][0] != at.timestamp()):
                 beats.append((at.timestamp(), steps))
@@ -253,8 +259,8 @@ class Bench:
         done = base + min(length, time.monotonic() - since)
         self.progress(what, done, self.plan.mode_seconds + self.plan.reference_seconds)
 
-    def _status(self) -> dict[str, Any]:
-        return read_json_object(self.home.status_file()) or {}
+    def _status(self) -> TrainerStatus:
+        return read_status(self.home.status_file()) or TrainerStatus()
 
     def _metrics_rows(self) -> int:
         try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.fsutil import atomic_write_json, fsync_dir
 from perfmode.base.home import Home
 from perfmode.checkpoint.io import (
@@ -35,7 +36,6 @@ from perfmode.checkpoint.io import (
 )
 from perfmode.checkpoint.legacy import MODEL_FILE, check_zip, read_legacy
 from perfmode.errors import PerfmodeError
-from perfmode.settings.store import format_time, utc_now
 
 log = logging.getLogger("perfmode.train")
 

@@ -1,4 +1,8 @@
-"""The ``perfmode`` command line: a thin Typer layer over the library."""
+"""The ``perfmode`` command line: a thin Typer layer over the library.
+
+May import: errors, base, config, settings, schedule, checkpoint, env, status, governor,
+training, evaluation, sweep, bench, web.
+"""
 
 from perfmode.cli import (  # noqa: F401  (registers commands)
     bench,

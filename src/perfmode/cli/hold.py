@@ -9,18 +9,19 @@ from typing import Annotated, Any
 
 import typer
 
+from perfmode.base.clock import utc_now
+from perfmode.base.modes import hold_modes
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.mode import hold_line
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.settings.holds import (
-    HOLD_MODES,
     active_holds,
     add_hold,
     clean_holds,
     parse_duration,
     release_hold,
 )
-from perfmode.settings.store import SettingsStore, utc_now
+from perfmode.settings.store import SettingsStore
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
 EXAMPLES = "e.g. `perfmode hold quiet -- zoom` or `perfmode hold performance --for 2h`"
@@ -31,7 +32,7 @@ def hold(
     mode: Annotated[
         str | None,
         typer.Argument(
-            help=f"The mode to hold: {', '.join(m.value for m in HOLD_MODES)}.",
+            help=f"The mode to hold: {', '.join(m.value for m in hold_modes())}.",
             show_default=False,
         ),
     ] = None,

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Annotated, Any
 
 import typer
 
 from perfmode.base.clock import human_span, local_time, parse_time, since, utc_now, when
+from perfmode.base.modes import help_line, mode_names
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.cli.schedule import schedule_status_lines
 from perfmode.governor.gpu import status_lines as gpu_status_lines
 from perfmode.settings.holds import set_mode_releasing_holds
-from perfmode.settings.store import Mode, SettingsStore
+from perfmode.settings.store import SettingsStore
+from perfmode.status.model import ProgressSection, RunView, TrainerStatus
 from perfmode.status.report import build_status
+
+# Typer lists and completes an Enum's values; this one is built from the mode table.
+ModeChoice = enum.Enum("ModeChoice", {n: n for n in mode_names()}, type=str)  # type: ignore[misc]
 
 
 @app.command("set")
 def set_mode(
     mode: Annotated[
-        Mode,
+        ModeChoice,  # type: ignore[valid-type]
         typer.Argument(
-            help="quiet, performance, auto (performance while nobody uses the computer, "
-            "quiet while someone does) or paused (no CPU; any other mode resumes at once); "
-            "any case.",
+            help=f"{help_line()} (any case).",
             metavar="MODE",
             case_sensitive=False,
             show_default=False,
@@ -43,7 +47,7 @@ def set_mode(
     """
     setup_logging()
     h = home_of(home)
-    settings, released = set_mode_releasing_holds(SettingsStore(h.settings), mode, "cli")
+    settings, released = set_mode_releasing_holds(SettingsStore(h.settings), mode.value, "cli")
     if json_out:
         print_json({**build_status(h), "released_holds": [x.to_json() for x in released]})
         return
@@ -76,45 +80,52 @@ def status_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     lines = _settings_lines(r)
     for x in r.get("holds") or []:
         lines.insert(1, ("Hold", hold_line(x)))
-    t = r["trainer"]
-    if t is None:
-        last = r["runs"][0] if r["runs"] else None
+    if r["trainer"] is None:
+        last = RunView.from_json(r["runs"][0]).status if r["runs"] else None
         extra = (
-            f" (last run {last['run']!r} at {_steps(last.get('timesteps'))} steps)" if last else ""
+            f" (last run {last.run.run!r} at {_steps(last.progress.timesteps)} steps)"
+            if last
+            else ""
         )
         lines.append(("Trainer", "not running" + extra))
     else:
-        # Every value below comes from a status.json anyone can edit: print what is there,
-        # and '?' for what is missing or of the wrong type, never fail on it.
-        pid = _int(t.get("pid"))
-        if t.get("running", True):
-            lines.append(("Trainer", f"running, pid {pid}, run {t['run']!r}"))
-        else:
-            last = since(parse_time(t.get("not_responding_since")))
-            lines.append(("Trainer", f"NOT RESPONDING since {last}: pid {pid}, run {t['run']!r}"))
-            if t.get("suspended"):
-                hint = f"the process is stopped (SIGSTOP or Ctrl-Z); `kill -CONT {pid}` resumes it"
-            else:
-                hint = f"no heartbeat since; if it hangs, `kill {pid}` stops it"
-            lines.append(("", f"{hint}; the figures below are from its last heartbeat"))
-        lines.append(("Applied", _applied(t)))
-        if t.get("mode_reason"):
-            lines.append(("Because", _text(t["mode_reason"], 200)))
-        if t.get("paused_since"):
-            lines.append(("Paused", f"since {since(parse_time(t.get('paused_since')))}"))
-        if t.get("input_idle_unknown"):
-            lines.append(("Input idle", _text(t["input_idle_unknown"], 200)))
-        lines.append(("Progress", _progress(t)))
-        if t.get("eta_at"):
-            lines.append(("ETA", _eta(t)))
-        if t.get("last_checkpoint"):
-            at = _steps(t.get("last_checkpoint_timesteps"))
-            lines.append(("Checkpoint", f"{_text(t['last_checkpoint'], 200)} ({at} steps)"))
-        if t.get("settings_problem"):
-            lines.append(("Trainer saw", _text(t["settings_problem"], 300)))
-        lines += gpu_status_lines(t)
+        lines += _trainer_lines(RunView.from_json(r["trainer"]))
     lines += schedule_status_lines(r.get("schedule"))
     return lines
+
+
+def _trainer_lines(view: RunView) -> list[tuple[str, str]]:
+    # Every value below comes from a status.json anyone can edit: the model left None for
+    # what is missing or of the wrong type, shown as '?'; text is cut to a printable size.
+    t = view.status
+    pid, run = t.run.pid, t.run.run
+    lines = []
+    if view.running:
+        lines.append(("Trainer", f"running, pid {pid}, run {run!r}"))
+    else:
+        last = since(parse_time(view.not_responding_since))
+        lines.append(("Trainer", f"NOT RESPONDING since {last}: pid {pid}, run {run!r}"))
+        if view.suspended:
+            hint = f"the process is stopped (SIGSTOP or Ctrl-Z); `kill -CONT {pid}` resumes it"
+        else:
+            hint = f"no heartbeat since; if it hangs, `kill {pid}` stops it"
+        lines.append(("", f"{hint}; the figures below are from its last heartbeat"))
+    lines.append(("Applied", _applied(t)))
+    if t.mode.mode_reason:
+        lines.append(("Because", _text(t.mode.mode_reason, 200)))
+    if t.mode.paused_since:
+        lines.append(("Paused", f"since {since(parse_time(t.mode.paused_since))}"))
+    if t.idle.input_idle_unknown:
+        lines.append(("Input idle", _text(t.idle.input_idle_unknown, 200)))
+    lines.append(("Progress", _progress(t.progress)))
+    if t.progress.eta_at:
+        lines.append(("ETA", _eta(t.progress.eta_at)))
+    if t.checkpoint.last_checkpoint:
+        at = _steps(t.checkpoint.last_checkpoint_timesteps)
+        lines.append(("Checkpoint", f"{_text(t.checkpoint.last_checkpoint, 200)} ({at} steps)"))
+    if t.mode.settings_problem:
+        lines.append(("Trainer saw", _text(t.mode.settings_problem, 300)))
+    return lines + gpu_status_lines(t)
 
 
 def _settings_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
@@ -133,8 +144,8 @@ def _settings_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _eta(t: dict[str, Any]) -> str:
-    at = parse_time(t.get("eta_at"))
+def _eta(eta_at: str) -> str:
+    at = parse_time(eta_at)
     if at is None:
         return "?"
     left = human_span(max((at - utc_now()).total_seconds(), 0))
@@ -161,22 +172,17 @@ def _steps(v: Any) -> str:
     return f"{n:,}" if n is not None and abs(n) < 10**15 else "?"
 
 
-def _applied(t: dict[str, Any]) -> str:
-    cpu = _num(t.get("cpu_share"))
+def _applied(t: TrainerStatus) -> str:
+    cpu = _num(t.knobs.cpu_share)
     cpu_s = f"{cpu:.0%}" if cpu is not None and abs(cpu) < 1e6 else "?"
-    knobs = ", ".join(
-        f"{name} {_steps(t.get(key))}"
-        for name, key in (
-            ("batch", "batch_size"),
-            ("epochs", "n_epochs"),
-            ("threads", "torch_threads"),
-        )
-    )
-    return f"{_text(t.get('applied_mode'))} ({knobs}, cpu {cpu_s}) {when(parse_time(t.get('applied_at')))}"
+    k = t.knobs
+    knobs = f"batch {_steps(k.batch_size)}, epochs {_steps(k.n_epochs)}, threads {_steps(k.torch_threads)}"
+    applied = when(parse_time(t.mode.applied_at))
+    return f"{_text(t.mode.applied_mode)} ({knobs}, cpu {cpu_s}) {applied}"
 
 
-def _progress(t: dict[str, Any]) -> str:
-    done, total, fps = _int(t.get("timesteps")), _int(t.get("total_timesteps")), _num(t.get("fps"))
+def _progress(p: ProgressSection) -> str:
+    done, total, fps = p.timesteps, p.total_timesteps, p.fps
     pct = f" ({done / total:.1%})" if done is not None and total and abs(done / total) < 1e6 else ""
     speed = f", {fps:,.0f} steps/s" if fps is not None and abs(fps) < 1e15 else ""
     return f"{_steps(done)} / {_steps(total)} steps{pct}{speed}"

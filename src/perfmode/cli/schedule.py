@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from perfmode.base.clock import human_span, parse_time
 from perfmode.base.home import Home
 from perfmode.cli.app import HomeOpt, JsonOpt, app, home_of, print_json, setup_logging
 from perfmode.errors import UsageError
@@ -21,7 +22,7 @@ from perfmode.schedule.daemon import (
 )
 from perfmode.schedule.store import clear_timetable, store_timetable, timetable_of
 from perfmode.schedule.timetable import WEEKENDS, Timetable, load_zone
-from perfmode.settings.store import SettingsStore, human_span, parse_time
+from perfmode.settings.store import SettingsStore
 
 EXAMPLE = "perfmode schedule --night 18:00 --day 08:00"
 

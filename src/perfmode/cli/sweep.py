@@ -115,7 +115,7 @@ def sweep(
     h = home_of(home)
     w = where(h, name, storage)
     from perfmode.config.schema import available_cores, load_config_file
-    from perfmode.sweep.space import check_space_against
+    from perfmode.config.sweep import check_space_against
 
     cfg = load_config_file(config).config
     changes = {

@@ -126,6 +126,7 @@ def train(
             loaded = load_config_file(config)
             cfg = loaded.config.with_overrides(total_timesteps=timesteps, seed=seed, device=device)
             cfg = replace(cfg, env=with_data_options(cfg.env, symbol, date_format))
+            cfg = cfg.with_data(data)  # the run's env.data from here on: its checkpoints name it
             given = {
                 "--timesteps": timesteps,
                 "--seed": seed,
@@ -135,19 +136,16 @@ def train(
                 "--date-format": date_format,
             }
             flags = {_FLAG_KEYS[f]: f for f, v in given.items() if v is not None}
-            # --data reaches the trainer on its own; show it where it lands.
-            shown = replace(cfg, env=cfg.env.replace(data=data)) if data is not None else cfg
-            summary = startup_lines(loaded, settings_of(loaded, shown, flags))
+            summary = startup_lines(loaded, settings_of(loaded, cfg, flags))
             from perfmode.env import load_market  # numpy and pandas: only once the config is good
 
-            market = load_market(cfg.env, data)
+            market = load_market(cfg.env)
             from perfmode.training.trainer import train as run_training
 
             result = run_training(
                 cfg,
                 h,
                 run,
-                data=data,
                 market=market,
                 fresh=fresh,
                 progress_bar=sys.stderr.isatty(),

@@ -9,20 +9,22 @@ naming the key and its line.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from perfmode.base.modes import Mode, profiles
+from perfmode.config.env import EnvConfig
 from perfmode.config.sections import check, from_mapping, to_mapping
+from perfmode.config.sweep import SweepConfig, check_space_against
 from perfmode.config.yamlfile import read_yaml_file
-from perfmode.env import EnvConfig
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.settings.store import Mode
-from perfmode.sweep.space import SweepConfig, check_space_against
 
 DEFAULT_CONFIG_RESOURCE = "default_config.yaml"
 
@@ -219,29 +221,43 @@ class ModeProfile:
         return self.batch_size_multiplier != 1.0 or self.epochs_multiplier != 1.0
 
 
-@dataclass(frozen=True)
-class ModesConfig:
-    """A profile per mode."""
+def _profile(self: Any, mode: Mode) -> ModeProfile:
+    """The knobs of an effective mode: the profile its row in the mode table names."""
+    name = mode.spec.profile
+    if name is None:
+        raise PerfmodeError(f"mode {mode.value} is decided into another mode; it has no knobs")
+    return cast(ModeProfile, getattr(self, name))
 
-    quiet: ModeProfile = field(
-        default_factory=lambda: ModeProfile(
-            1.0, 1.0, 1, 0.5, cuda_memory_fraction=0.5, gpu_max_temp_c=None
-        )
+
+def _validate_profiles(self: Any) -> None:
+    for f in dataclasses.fields(self):
+        getattr(self, f.name).validate(f"modes.{f.name}")
+
+
+def modes_config_class() -> type:
+    """A profile per config profile the mode table names, defaults from the table's rows.
+
+    Built from :data:`perfmode.base.modes.TABLE`, so a mode added there is a section here
+    (and a key the YAML may set) without a line in this module.
+    """
+    cls = dataclasses.make_dataclass(
+        "ModesConfig",
+        [
+            (name, ModeProfile, field(default_factory=functools.partial(ModeProfile, **defaults)))
+            for name, defaults in profiles().items()
+        ],
+        namespace={
+            "__doc__": "A profile per mode (see perfmode.base.modes.TABLE).",
+            "__post_init__": _validate_profiles,
+            "profile": _profile,
+        },
+        frozen=True,
     )
-    """Out of the way: one thread, half the time, half the GPU memory; no temperature guard
-    (the guard falls back to quiet, which this is)."""
-    performance: ModeProfile = field(default_factory=lambda: ModeProfile(1.0, 1.0, "auto", 1.0))
-    """Flat out: all the time, the measured best thread count, quiet's knobs while the GPU is
-    above 83 °C. Batch and epochs stay as in quiet, so a run learns the same whatever mode
-    it is in (on a CPU they buy no speed)."""
+    cls.__module__ = __name__
+    return cls
 
-    def __post_init__(self) -> None:
-        self.quiet.validate("modes.quiet")
-        self.performance.validate("modes.performance")
 
-    def profile(self, mode: Mode) -> ModeProfile:
-        """The knobs of an effective mode (paused keeps quiet's, it computes nothing)."""
-        return self.performance if mode is Mode.PERFORMANCE else self.quiet
+ModesConfig = modes_config_class()
 
 
 @dataclass(frozen=True)
@@ -287,8 +303,8 @@ class Config:
     """PPO hyperparameters."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Length, checkpoints, hardware."""
-    modes: ModesConfig = field(default_factory=ModesConfig)
-    """Resource profiles of quiet and performance."""
+    modes: ModesConfig = field(default_factory=ModesConfig)  # type: ignore[valid-type]
+    """Resource profiles, one per mode that computes (see perfmode.base.modes)."""
     auto: AutoConfig = field(default_factory=AutoConfig)
     """What mode ``auto`` counts as someone using the computer."""
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -310,6 +326,10 @@ class Config:
     @property
     def rollout_size(self) -> int:
         return self.ppo.n_steps * self.training.n_envs
+
+    def with_data(self, data: str | None) -> Config:
+        """A copy with ``--data`` applied (see :meth:`EnvConfig.with_data`)."""
+        return self if data is None else replace(self, env=self.env.with_data(data))
 
     def with_overrides(self, **training: Any) -> Config:
         """A copy with some ``training`` fields replaced (the CLI's flags); None means keep."""

@@ -3,6 +3,8 @@
 ``from perfmode.env import EnvConfig, Market, load_market, TradingEnv``. The config part is
 light; the rest (numpy, pandas, gymnasium: about half a second) loads on first use, so
 reading a config, or refusing a bad one, stays quick.
+
+May import: errors, base, config, settings, schedule, checkpoint.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from perfmode.env.config import EnvConfig, load_env_config
+from perfmode.config.env import EnvConfig, load_env_config
 
 if TYPE_CHECKING:
     from perfmode.env.data import Market, Series, load_market

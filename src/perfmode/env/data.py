@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmode.env.config import EnvConfig, split_date
+from perfmode.config.env import EnvConfig, split_date
 from perfmode.env.features import feature_table
 from perfmode.env.pricefile import PriceFile, read_prices
 from perfmode.env.summary import DataSummary
@@ -83,7 +83,7 @@ class Market:
 
 def load_market(cfg: EnvConfig, data: str | None = None) -> Market:
     """Prices from ``data`` (or ``cfg.data`` when None), split by ``cfg.split``."""
-    source = data if data is not None else cfg.data
+    source = cfg.with_data(data).data
     if source == "synthetic":
         market = cfg.synthetic_market
         close, time = synthetic_prices(cfg.synthetic_length, cfg.synthetic_seed, market)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perfmode.env import dates
+from perfmode.env import dates, stampparse
 from perfmode.env.csvformats import key
 from perfmode.env.dates import DAY_FIRST, MONTH_FIRST, NAT, StampFormat
 from perfmode.errors import UsageError
@@ -59,7 +59,7 @@ class TimeColumn:
     def dtypes(self, cols: tuple[int, ...]) -> dict[int, str]:
         """pandas dtypes: stamps as fixed-width bytes (no Python string per row)."""
         text = cols[1:] if self.unix else cols
-        return {c: f"S{dates.STAMP_BYTES}" for c in text}
+        return {c: f"S{stampparse.STAMP_BYTES}" for c in text}
 
     @property
     def ambiguous(self) -> bool:
@@ -72,7 +72,7 @@ class TimeColumn:
             numbers = raw
             if raw.dtype.kind not in "iuf":  # a cell that is not a number made it text
                 numbers = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(np.float64)
-            ns, valid, units = dates.unix_times(numbers)
+            ns, valid, units = stampparse.unix_times(numbers)
             self.units |= units
             readings: dict[str | None, np.ndarray] = {None: ns}
             bad = ~valid
@@ -80,7 +80,7 @@ class TimeColumn:
             readings = {None: np.full(len(raw), NAT, dtype=np.int64)}
             bad = np.ones(len(raw), dtype=bool)
         else:
-            parsed = dates.parse(raw, self.fmt)
+            parsed = stampparse.parse(raw, self.fmt)
             readings, bad = parsed.by_order, parsed.unreadable
         if self.ambiguous:
             readings, bad = self._order_evidence(readings, bad, raw, lines)
@@ -91,7 +91,7 @@ class TimeColumn:
             problems.append(self._problem(raw, lines, int(np.flatnonzero(bad)[0]), 0))
         if len(times) == 2:
             tod = (
-                dates.parse(times[1], self.tod).by_order[None]
+                stampparse.parse(times[1], self.tod).by_order[None]
                 if self.tod is not None
                 else np.full(len(raw), NAT, dtype=np.int64)
             )
@@ -123,11 +123,11 @@ class TimeColumn:
     ) -> tuple[dict[str | None, np.ndarray], np.ndarray]:
         day, month = readings[DAY_FIRST] != NAT, readings[MONTH_FIRST] != NAT
         if self.example is None and len(raw):
-            self.example = (int(lines[0]), dates.text_at(raw, 0).strip())
+            self.example = (int(lines[0]), stampparse.text_at(raw, 0).strip())
         for order, only in ((DAY_FIRST, day & ~month), (MONTH_FIRST, month & ~day)):
             if order not in self.evidence and only.any():
                 i = int(np.flatnonzero(only)[0])
-                self.evidence[order] = (int(lines[i]), dates.text_at(raw, i).strip())
+                self.evidence[order] = (int(lines[i]), stampparse.text_at(raw, i).strip())
         if self.configured in (DAY_FIRST, MONTH_FIRST):
             chosen = readings[self.configured]
             return {self.configured: chosen}, bad | (chosen == NAT)
@@ -139,7 +139,7 @@ class TimeColumn:
             value: object = raw[i]
             empty = bool(np.isnan(value)) if raw.dtype.kind == "f" else False
         else:
-            value = dates.text_at(raw, i)
+            value = stampparse.text_at(raw, i)
             empty = not str(value).strip()
         if empty:
             shown = "empty"

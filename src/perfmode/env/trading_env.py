@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from perfmode.env.config import EnvConfig
+from perfmode.config.env import EnvConfig
 from perfmode.env.data import Series
 from perfmode.env.features import CLIP, FEATURES
 from perfmode.errors import UsageError

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from perfmode.base.modes import colours
 from perfmode.errors import PerfmodeError
 
 _COLOURS = ("tab:blue", "tab:gray", "tab:orange", "tab:green")
-_MODE_COLOURS = {"quiet": "tab:blue", "performance": "tab:orange"}
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def plot_bench(
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     handles: list[Any] = []
-    for mode, colour in _MODE_COLOURS.items():
+    for mode, colour in colours().items():
         spans = [(a, b) for a, b, m in segments if m == mode]
         for a, b in spans:
             ax.axvspan(a, b, color=colour, alpha=0.12, linewidth=0)
@@ -95,7 +95,7 @@ def plot_bench(
             t, fps, color="black", linewidth=0.8, alpha=0.6, label="steps/s per update"
         )
         handles.insert(0, line)
-        for mode, colour in _MODE_COLOURS.items():
+        for mode, colour in colours().items():
             mask = np.array([p[2] == mode for p in points])
             ax.scatter(t[mask], fps[mask], s=10, color=colour, zorder=3)
     if reference is not None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from perfmode.base.clock import human_span
+from perfmode.base.modes import Mode
 from perfmode.config.schema import AutoConfig
 from perfmode.settings.holds import Hold, winning_hold
-from perfmode.settings.store import Mode, Settings, human_span
+from perfmode.settings.store import Settings
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,13 @@ last is old, then sleeps, polling, until another mode (or a stop) comes.
 
 On CUDA a temperature guard (:mod:`perfmode.governor.gpu`) runs quiet's knobs while the GPU is above
 the requested mode's ``gpu_max_temp_c``, until it has cooled by ``gpu_cooldown_c``.
+
+The :class:`Governor` composes parts with one job each: the settings watcher
+(:class:`~perfmode.settings.store.SettingsWatcher`), the sensors and the decision
+(:class:`~perfmode.governor.sensors.Sensors`), the GPU monitor, and the knob appliers
+(:class:`~perfmode.governor.appliers.KnobAppliers`: threads, duty cycle, CUDA cap). What it
+keeps is the loop: when to poll, when to switch, and :meth:`Governor._knobs_for`, where the
+knobs of a switch are decided.
 """
 
 from __future__ import annotations
@@ -30,20 +37,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from perfmode.base.clock import format_time, utc_now
+from perfmode.base.modes import Mode, under_heat
 from perfmode.config.schema import Config
-from perfmode.governor.effective import AutoReadings, AutoState, Decision, LoadWindow, decide
-from perfmode.governor.gpu import blocking_sync, monitor_for
-from perfmode.governor.idle import IdleSensor
-from perfmode.governor.load import LoadSensor
-from perfmode.governor.threads import ThreadPolicy
-from perfmode.settings.holds import active_holds
-from perfmode.settings.store import (
-    Mode,
-    Settings,
-    SettingsStore,
-    SettingsWatcher,
-    format_time,
-    utc_now,
+from perfmode.governor.appliers import KnobAppliers
+from perfmode.governor.effective import Decision
+from perfmode.governor.gpu import monitor_for
+from perfmode.governor.sensors import Sensors
+from perfmode.settings.store import Settings, SettingsStore, SettingsWatcher
+from perfmode.status.model import (
+    IdleSection,
+    KnobsSection,
+    LoadSection,
+    ModeSection,
+    TrainerStatus,
 )
 
 log = logging.getLogger("perfmode.train")
@@ -97,61 +104,6 @@ def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs
     )
 
 
-class DutyCycle:
-    """Caps the trainer at ``share`` of the time, in slots of about ``slot`` seconds.
-
-    Ticked often (every env step and optimizer step). Once a slot's busy time reaches
-    share × slot, sleep until busy / wall == share.
-
-    On a CPU (the defaults) busy time is the process's CPU time, not wall time: time spent
-    waiting for a CPU that other programs hold is not work, and counting it would make quiet
-    back off twice (once through the scheduler, once here).
-
-    On CUDA (``clock`` is wall time, ``settle`` waits for the GPU, see :mod:`perfmode.governor.gpu`)
-    the GPU runs the kernels after the CPU queued them and that is no CPU time at all, so at
-    the end of a slot ``settle`` first waits, asleep, for the slot's GPU work, and the slot's
-    busy time is then its wall time: the GPU is held to the share, not only the CPU.
-    """
-
-    def __init__(
-        self,
-        share: float = 1.0,
-        slot: float = 0.1,
-        *,
-        clock: Callable[[], float] = time.process_time,
-        settle: Callable[[], None] | None = None,
-        wall: Callable[[], float] = time.perf_counter,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.share = share
-        self.slot = slot
-        self._clock, self._settle, self._wall, self._sleep = clock, settle, wall, sleep
-        self._start()
-
-    def _start(self) -> None:
-        self._wall0 = self._wall()
-        self._busy0 = self._clock()
-
-    def set_share(self, share: float) -> None:
-        self.share = share
-        self._start()
-
-    def tick(self, now: float) -> None:
-        """``now``: the ``wall`` clock's time."""
-        if self.share >= 1.0:
-            return
-        busy = self._clock() - self._busy0
-        if busy >= self.share * self.slot:
-            if self._settle is not None:
-                self._settle()
-                now = self._wall()
-                busy = self._clock() - self._busy0
-            pause = busy / self.share - (now - self._wall0)
-            if pause > 0:
-                self._sleep(pause)
-            self._start()
-
-
 class Governor:
     def __init__(
         self,
@@ -174,20 +126,15 @@ class Governor:
         self.poll_interval = config.training.poll_interval
         self.batch_cap: int | None = None
         self.watcher = SettingsWatcher(store, log)
-        self.duty = (
-            DutyCycle(clock=time.perf_counter, settle=blocking_sync())
-            if device == "cuda"
-            else DutyCycle()
-        )
-        self.load = LoadSensor(trainers=trainers)
-        self.load_window = LoadWindow()
-        self.idle = IdleSensor()
-        self.auto_state = AutoState()
-        self.threads = ThreadPolicy(self.load)
+        self.sensors = Sensors(config.auto, trainers)
+        self.appliers = KnobAppliers(device, self.sensors.load)
+        # Direct references, not lookups through the parts: tick() runs every env step.
+        self.duty, self.threads = self.appliers.duty, self.appliers.threads
+        self.load, self.idle = self.sensors.load, self.sensors.idle
         self.gpu = monitor_for(device)
         self.decision = self._decide()
         why = self._poll_gpu()
-        self.knobs = knobs_for(self._wanted(), config)
+        self.knobs = self._knobs_for(self._wanted())
         self.reason = self.gpu.reason
         self.paused_since = utc_now() if self.knobs.mode is Mode.PAUSED else None
         self.applied_at = utc_now()
@@ -220,10 +167,7 @@ class Governor:
 
     def _poll(self) -> None:
         self.watcher.poll()
-        reading = self.load.poll()
-        if reading is not None:
-            # Auto asks whether someone uses the computer: other perfmode runs are not that.
-            self.load_window.add(time.monotonic(), reading.program_cores)
+        reading = self.sensors.poll_load()
         self.decision = self._decide()
         why = self._poll_gpu()
         mode = self._wanted()
@@ -247,21 +191,13 @@ class Governor:
             self._poll()
 
     def _decide(self) -> Decision:
-        settings = self.settings
-        auto = settings.mode is Mode.AUTO
-        readings = AutoReadings(
-            idle_s=self.idle.poll() if auto else None,
-            foreign_cores=self.load_window.mean(time.monotonic()),
-        )
-        decision, self.auto_state = decide(
-            settings,
-            active_holds(settings.data),
-            readings,
-            self.config.auto,
-            self.auto_state,
-            time.monotonic(),
-        )
-        return decision
+        return self.sensors.decide(self.settings)
+
+    def _knobs_for(self, mode: Mode) -> Knobs:
+        """The one place where this run's knobs (CPU share, threads, batch, epochs) are
+        decided, at each switch; threads under ``auto`` then follow the load at each poll
+        (``threads.fit_load``). A limit shared by the home's runs would cap them here."""
+        return knobs_for(mode, self.config, self.batch_cap)
 
     def end_phase(self) -> None:
         """At the end of a rollout or an update (before a checkpoint is written)."""
@@ -276,7 +212,7 @@ class Governor:
     def switch(self, mode: Mode, why: str | None = None) -> None:
         """Apply ``mode``'s knobs now (batch and epochs at the next update); ``why`` is logged."""
         was_paused = self.knobs.mode is Mode.PAUSED
-        self.knobs = knobs_for(mode, self.config, self.batch_cap)
+        self.knobs = self._knobs_for(mode)
         self.reason = self.gpu.reason
         self._applied_source = self.decision.source
         if mode is Mode.PAUSED and not was_paused:
@@ -291,9 +227,9 @@ class Governor:
         self._log_mode(why)
 
     def _wanted(self) -> Mode:
-        """The decided mode, or quiet (from performance) while the temperature guard holds."""
+        """The decided mode, or its heat fallback (the mode table's) while the guard holds."""
         mode = self.decision.mode
-        return Mode.QUIET if self.gpu.hot and mode is Mode.PERFORMANCE else mode
+        return under_heat(mode) if self.gpu.hot else mode
 
     def _poll_gpu(self) -> str | None:
         profile = self.config.modes.profile(self.decision.mode)
@@ -317,47 +253,48 @@ class Governor:
         self.batch_cap = cap
         self.knobs = replace(self.knobs, batch_size=min(self.knobs.batch_size, cap))
 
-    def status_fields(self) -> dict[str, Any]:
-        k = self.knobs
-        return {
-            "requested_mode": self.settings.mode.value,
-            "applied_mode": k.mode.value,
-            "mode_reason": self.reason or self.decision.reason,
-            "paused_since": format_time(self.paused_since) if self.paused_since else None,
-            "input_idle_s": self.idle.reading if self.idle.source_name else None,
-            "input_idle_source": self.idle.source_name,
-            "input_idle_unknown": self.idle.unknown,
-            "applied_at": format_time(self.applied_at),
-            "applied_during": self.applied_during,
-            "batch_size": k.batch_size,
-            "n_epochs": k.n_epochs,
-            "torch_threads": self.threads.current,
-            "threads": self.threads.status(),
-            "foreign_cpu": self.load.reading.foreign_cores if self.load.reading else None,
-            "other_trainers_cpu": self.load.reading.trainer_cores if self.load.reading else None,
-            "cpu_share": k.cpu_share,
-            "cuda_memory_fraction": k.cuda_memory_fraction if self.device == "cuda" else None,
-            "gpu": self.gpu.status(),
-            "batch_cap": self.batch_cap,
-            "settings_problem": self.settings.problem,
-        }
+    def report(self, into: TrainerStatus) -> None:
+        """Its sections of the trainer's status: mode, knobs, idle, load, threads, GPU."""
+        k, load = self.knobs, self.load.reading
+        into.mode = ModeSection(
+            requested_mode=self.settings.mode.value,
+            applied_mode=k.mode.value,
+            mode_reason=self.mode_reason,
+            paused_since=format_time(self.paused_since) if self.paused_since else None,
+            applied_at=format_time(self.applied_at),
+            applied_during=self.applied_during,
+            settings_problem=self.settings.problem,
+        )
+        into.knobs = KnobsSection(
+            batch_size=k.batch_size,
+            n_epochs=k.n_epochs,
+            torch_threads=self.threads.current,
+            cpu_share=k.cpu_share,
+            cuda_memory_fraction=k.cuda_memory_fraction if self.device == "cuda" else None,
+            batch_cap=self.batch_cap,
+        )
+        into.idle = IdleSection(
+            input_idle_s=self.idle.reading if self.idle.source_name else None,
+            input_idle_source=self.idle.source_name,
+            input_idle_unknown=self.idle.unknown,
+        )
+        into.load = LoadSection(
+            foreign_cpu=load.foreign_cores if load else None,
+            other_trainers_cpu=load.trainer_cores if load else None,
+        )
+        into.threads = self.threads.status()
+        into.gpu = self.gpu.status()
+
+    @property
+    def mode_reason(self) -> str:
+        """Why the applied mode: the GPU guard's reason, else the decision's."""
+        return self.reason or self.decision.reason
 
     def _apply_now(self, k: Knobs) -> None:
-        import torch
-
-        self.threads.set_fixed(k.torch_threads)
-        self._apply_threads()
-        self.duty.set_share(k.cpu_share)
-        if self.device == "cuda":
-            # Uncapped is a fraction of 1.0: the call replaces any earlier cap.
-            torch.cuda.set_per_process_memory_fraction(k.cuda_memory_fraction or 1.0)
+        self.appliers.apply_now(k, self.phase)
 
     def _apply_threads(self) -> None:
-        import torch
-
-        n = self.threads.for_phase(self.phase)
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+        self.appliers.apply_threads(self.phase)
 
     def _check_batch(self, k: Knobs) -> None:
         rollout = self.config.rollout_size

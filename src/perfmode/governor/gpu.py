@@ -23,17 +23,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from perfmode.status.model import GPU_METRICS_COLUMNS as METRICS_COLUMNS
+from perfmode.status.model import GpuStatus, TrainerStatus
+
 SAMPLE_INTERVAL_S = 2.0
 """How often the trainer reads the GPU (NVML's own sample period is 1/6 s to 1 s)."""
-
-METRICS_COLUMNS = [
-    "gpu_util_pct",
-    "gpu_mem_used_mib",
-    "gpu_mem_total_mib",
-    "gpu_temp_c",
-    "gpu_power_w",
-]
-"""metrics.csv's GPU columns (empty without a reading)."""
 
 
 @dataclass(frozen=True)
@@ -202,13 +196,13 @@ class GpuMonitor:
                 return f"gpu cooled to {temp} °C"
         return None
 
-    def status(self) -> dict[str, Any]:
-        return {
+    def status(self) -> GpuStatus:
+        return GpuStatus(
             **asdict(self.reading),
-            "problem": self.health.problem,
-            "guard": self.reason,
-            "guard_limit_c": self.limit,
-        }
+            problem=self.health.problem,
+            guard=self.reason,
+            guard_limit_c=self.limit,
+        )
 
 
 def blocking_sync() -> Callable[[], None]:
@@ -252,24 +246,29 @@ def monitor_for(device: str) -> GpuMonitor:
     return GpuMonitor(health, guard=device == "cuda")
 
 
-def status_lines(trainer: dict[str, Any]) -> list[tuple[str, str]]:
+def status_lines(trainer: TrainerStatus) -> list[tuple[str, str]]:
     """``perfmode status`` lines for a trainer's ``gpu`` status (none without a GPU).
 
-    status.json is a file anyone can edit: a value of the wrong type is left out, never a crash.
+    status.json is a file anyone can edit: the model read it defensively (a value of the
+    wrong type is None); what is left is only kept to a printable size here.
     """
-    gpu = trainer.get("gpu")
-    if not isinstance(gpu, dict):
-        return []
-    on_cuda = trainer.get("device") == "cuda"
-    name = gpu.get("name")
-    if not isinstance(name, str):
+    gpu = trainer.gpu
+    on_cuda = trainer.run.device == "cuda"
+    name = gpu.name
+    if name is None:
         if not on_cuda:
             return []
-        problem = gpu.get("problem") if isinstance(gpu.get("problem"), str) else None
-        return [("GPU", f"cuda, no readings ({problem or 'NVML gave none'})")]
+        return [("GPU", f"cuda, no readings ({gpu.problem or 'NVML gave none'})")]
     util, used_mib, total_mib, temp, power, limit = (
-        _finite(gpu.get(k))
-        for k in ("util_pct", "mem_used_mib", "mem_total_mib", "temp_c", "power_w", "guard_limit_c")
+        _finite(v)
+        for v in (
+            gpu.util_pct,
+            gpu.mem_used_mib,
+            gpu.mem_total_mib,
+            gpu.temp_c,
+            gpu.power_w,
+            gpu.guard_limit_c,
+        )
     )
     parts = []
     if util is not None:
@@ -282,10 +281,9 @@ def status_lines(trainer: dict[str, Any]) -> list[tuple[str, str]]:
         parts.append(f"{power:.0f} W")
     used = "" if on_cuda else " (this run trains on the CPU)"
     lines = [("GPU", f"{name[:80]}: {', '.join(parts) or 'no readings'}{used}")]
-    guard = gpu.get("guard")
-    if guard:
+    if gpu.guard:
         at = f" (limit {limit:g} °C)" if limit is not None else ""
-        what = guard[:120] if isinstance(guard, str) else "yes"
+        what = gpu.guard[:120]
         lines.append(("GPU guard", f"running quiet's knobs: {what}{at}"))
     return lines
 

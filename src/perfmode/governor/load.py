@@ -21,25 +21,14 @@ from dataclasses import dataclass
 
 import psutil
 
+from perfmode.base.cputime import own_cpu_seconds
+
 
 def _busy_seconds(t: psutil._common.scputimes) -> float:  # type: ignore[name-defined]
     # Everything but idle and iowait (a CPU waiting on a disk is free to compute).
     return sum(
         getattr(t, f) for f in t._fields if f not in ("idle", "iowait", "guest", "guest_nice")
     )
-
-
-def own_cpu_seconds(proc: psutil.Process) -> float:
-    """CPU seconds of ``proc`` and its children (subprocess envs are the trainer's work)."""
-    t = proc.cpu_times()
-    total = t.user + t.system
-    for child in proc.children(recursive=True):
-        try:
-            c = child.cpu_times()
-        except psutil.Error:
-            continue
-        total += c.user + c.system
-    return total
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ A small MLP gains little or nothing from a second intra-op thread, and loses bad
 core is contended: a parallel region runs at the speed of its slowest thread, so when the
 (niced) trainer's second thread loses its core to another program, every update waits for
 it while the first thread spins. Measured on a 2-core machine with one other busy program:
-157 steps/s with 2 threads, 3,300 with 1 (see DESIGN.md). So when a mode's profile says
-``torch_threads: auto``, the :class:`ThreadChooser`
+157 steps/s with 2 threads, 3,300 with 1 (default config, 8 envs, nice 5). So when a
+mode's profile says ``torch_threads: auto``, the :class:`ThreadChooser`
 
 1. tries thread counts (1, 2, 4, ... up to the free cores), a couple of PPO cycles each,
    timing the rollout and the update separately;
@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from perfmode.governor.load import LoadSensor
+from perfmode.status.model import ThreadsStatus
 
 log = logging.getLogger("perfmode.train")
 
@@ -259,17 +260,17 @@ class ThreadPolicy:
             self.chooser.on_cycle(self._spent["rollout"], self._spent["update"], self.free)
         )
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> ThreadsStatus:
         if self.fixed is not None:
-            return {"choice": "profile", "rollout": self.fixed, "update": self.fixed}
+            return ThreadsStatus(choice="profile", rollout=self.fixed, update=self.fixed)
         plan = self.chooser.plan
-        return {
-            "choice": self.chooser.state,
-            "rollout": plan.rollout,
-            "update": plan.update,
-            "free_cores": self.free,
-            "reason": plan.reason,
-        }
+        return ThreadsStatus(
+            choice=self.chooser.state,
+            rollout=plan.rollout,
+            update=plan.update,
+            free_cores=self.free,
+            reason=plan.reason,
+        )
 
     def _report(self, plan: ThreadPlan | None) -> bool:
         if plan is None:

@@ -2,6 +2,8 @@
 
 ``timetable`` is pure (which mode, when); ``store`` reads and writes the timetable and
 reconciles the mode; ``daemon`` runs one reconciler per home. See docs/schedule.md.
+
+May import: errors, base, config, settings.
 """
 
 from perfmode.schedule.daemon import DaemonLock, run_daemon, running_daemon_pid, schedule_report

@@ -15,13 +15,13 @@ An optional sixth, leading field of seconds is accepted (the Quartz/Spring form)
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from functools import cached_property
 
+from perfmode.base.modes import Mode
 from perfmode.errors import UsageError
-from perfmode.settings.store import Mode, parse_mode
+from perfmode.settings.store import parse_mode
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 # Standard cron numbering: sun = 0 (and 7), mon = 1 ... sat = 6.
@@ -173,7 +173,3 @@ def parse_rule(text: str) -> Rule:
     if not cron.fires_ever():
         raise UsageError(f"bad rule {text!r}: no date matches its day and month fields")
     return Rule(f"{expr.strip()}={mode.value}", cron, mode)
-
-
-def parse_rules(texts: Iterable[str]) -> tuple[Rule, ...]:
-    return tuple(parse_rule(t) for t in texts)

@@ -27,13 +27,14 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
+from perfmode.base.clock import format_time
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
 from perfmode.base.smallfile import read_small
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.schedule.store import SCHEDULE_KEY, reconcile, timetable_of
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary, next_switches
-from perfmode.settings.store import Settings, SettingsStore, format_time
+from perfmode.settings.store import Settings, SettingsStore
 
 log = logging.getLogger("perfmode.schedule")
 

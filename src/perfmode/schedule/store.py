@@ -10,17 +10,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from perfmode.base.clock import format_time, in_future
+from perfmode.base.clock import format_time, human_span, in_future, utc_now
 from perfmode.errors import UsageError
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary
-from perfmode.settings.store import (
-    HAND_EDIT,
-    Settings,
-    SettingsStore,
-    apply_mode,
-    human_span,
-    utc_now,
-)
+from perfmode.settings.store import HAND_EDIT, Settings, SettingsStore, apply_mode
 
 log = logging.getLogger("perfmode.schedule")
 

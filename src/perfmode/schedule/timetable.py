@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from perfmode.base.modes import Mode
 from perfmode.errors import UsageError
 from perfmode.schedule.cron import Rule, parse_rule
-from perfmode.settings.store import Mode
 
 WEEKENDS = ("schedule", "performance", "quiet")
 SATURDAY, MONDAY = 5, 0

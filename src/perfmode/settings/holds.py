@@ -22,22 +22,12 @@ from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, parse_time, utc_now
+from perfmode.base.modes import Mode, hold_modes
 from perfmode.errors import UsageError
-from perfmode.settings.store import (
-    Mode,
-    Settings,
-    SettingsStore,
-    apply_mode,
-    format_time,
-    parse_time,
-    utc_now,
-)
+from perfmode.settings.store import Settings, SettingsStore, apply_mode
 
 HOLDS_KEY = "holds"
-HOLD_MODES = (Mode.PAUSED, Mode.QUIET, Mode.PERFORMANCE)
-# Least demanding first: of several active holds the first mode here wins, as
-# power-profiles-daemon lets power-saver win over performance.
-PRECEDENCE = {Mode.PAUSED: 0, Mode.QUIET: 1, Mode.PERFORMANCE: 2}
 # Process start times are floats from /proc; two reads of the same process agree closely.
 START_TOLERANCE_S = 1.0
 REASON_LIMIT = 80
@@ -79,7 +69,7 @@ def parse_hold(entry: Any) -> Hold | None:
         mode = Mode(mode_s.strip().lower())
     except ValueError:
         return None
-    if mode not in HOLD_MODES:
+    if mode.spec.hold_rank is None:
         return None
     pid, started = entry.get("pid"), entry.get("pid_started")
     until = parse_time(entry.get("until"))
@@ -143,7 +133,13 @@ def winning_hold(holds: list[Hold]) -> Hold | None:
     """The least demanding active hold (the oldest of equals), or None."""
     if not holds:
         return None
-    return min(enumerate(holds), key=lambda ih: (PRECEDENCE[ih[1].mode], ih[0]))[1]
+    return min(enumerate(holds), key=lambda ih: (_rank(ih[1].mode), ih[0]))[1]
+
+
+def _rank(mode: Mode) -> float:
+    # parse_hold and add_hold keep only modes that have a rank.
+    rank = mode.spec.hold_rank
+    return rank if rank is not None else len(hold_modes())
 
 
 def _clean(data: dict[str, Any], now: datetime) -> list[Hold]:
@@ -167,9 +163,9 @@ def _hold_mode(mode: Mode | str) -> Mode:
     from perfmode.settings.store import parse_mode
 
     m = parse_mode(mode)
-    if m not in HOLD_MODES:
+    if m.spec.hold_rank is None:
         raise UsageError(
-            f"a hold keeps one mode: {', '.join(x.value for x in HOLD_MODES)} "
+            f"a hold keeps one mode: {', '.join(x.value for x in hold_modes())} "
             f"(not {m.value}); to follow the computer's use, `perfmode set auto`"
         )
     return m

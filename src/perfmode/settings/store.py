@@ -18,13 +18,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from perfmode.base.clock import format_time, from_timestamp, human_span, parse_time, utc_now
+from perfmode.base.clock import format_time, from_timestamp, parse_time, utc_now
+from perfmode.base.modes import DEFAULT_MODE, Mode, mode_names
 from perfmode.base.safereplace import (
     Changed,
     Seen,
@@ -39,21 +39,15 @@ from perfmode.errors import PerfmodeError, UsageError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_MODE",
     "HAND_EDIT",
-    "MODES",
     "MODE_KEY",
-    "Mode",
     "Settings",
     "SettingsStore",
     "SettingsWatcher",
     "apply_mode",
-    "format_time",
-    "human_span",
+    "mode_of",
     "parse_mode",
     "parse_settings",
-    "parse_time",
-    "utc_now",
 ]
 
 MODE_KEY = "performance_mode"
@@ -61,19 +55,6 @@ HAND_EDIT = "hand edit"
 LOCK_TIMEOUT_S = 10.0
 # How often a writer starts over because the file changed between its read and its replace.
 WRITE_ATTEMPTS = 20
-
-
-class Mode(StrEnum):
-    QUIET = "quiet"
-    PERFORMANCE = "performance"
-    AUTO = "auto"
-    """Performance while nobody uses the computer, quiet while someone does."""
-    PAUSED = "paused"
-    """No training at all: the trainer sleeps at its next safe point, everything in memory."""
-
-
-DEFAULT_MODE = Mode.QUIET
-MODES = tuple(m.value for m in Mode)
 
 
 def mode_of(value: Any) -> Mode | None:
@@ -90,7 +71,7 @@ def parse_mode(value: str) -> Mode:
     """A mode from user input; a clear error listing the valid ones otherwise."""
     mode = mode_of(value)
     if mode is None:
-        raise UsageError(f"unknown mode {short(value)}; valid modes: {', '.join(MODES)}")
+        raise UsageError(f"unknown mode {short(value)}; valid modes: {', '.join(mode_names())}")
     return mode
 
 
@@ -160,7 +141,7 @@ def parse_settings(raw: bytes, mtime: datetime | None = None) -> Settings:
             DEFAULT_MODE,
             changed_by,
             changed_at,
-            problem=f"{MODE_KEY} is {short(value)}, valid modes: {', '.join(MODES)}; using quiet",
+            problem=f"{MODE_KEY} is {short(value)}, valid modes: {', '.join(mode_names())}; using quiet",
             data=data,
         )
     # A writer records the mode it wrote in `changed_to`; a mode that differs from it (or a

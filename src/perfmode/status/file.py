@@ -2,7 +2,8 @@
 
 A status file is read by ``perfmode status`` and by a trainer refusing to start twice, so
 it is read like settings.json: bounded, regular files only, never blocking, and any JSON
-at all comes back as a dict or None, never an exception.
+at all comes back as a :class:`~perfmode.status.model.TrainerStatus` or None, never an
+exception.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from perfmode.base.clock import FUTURE_TOLERANCE_S, format_time, parse_time, utc
 from perfmode.base.fsutil import atomic_write_json
 from perfmode.base.home import Home
 from perfmode.base.smallfile import read_small
+from perfmode.status.model import RunView, TrainerStatus
 
 # A trainer heartbeats every few seconds (progress.HEARTBEAT_S), even in the middle of a
 # long update; this much silence from a live pid means it hangs or was stopped.
@@ -42,6 +44,12 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def read_status(path: Path) -> TrainerStatus | None:
+    """A run's status; None without a file or with one that holds no JSON object."""
+    data = read_json_object(path)
+    return None if data is None else TrainerStatus.from_json(data)
+
+
 @dataclass(frozen=True)
 class Liveness:
     alive: bool
@@ -53,12 +61,12 @@ class Liveness:
     last_heartbeat: datetime | None
 
 
-def liveness(status: dict[str, Any], now: datetime | None = None) -> Liveness:
+def liveness(status: TrainerStatus, now: datetime | None = None) -> Liveness:
     now = now or utc_now()
-    pid = status.get("pid")
-    beat = parse_time(status.get("heartbeat"))
+    pid = status.run.pid
+    beat = parse_time(status.run.heartbeat)
     gone = Liveness(False, False, False, beat)
-    if type(pid) is not int or not 0 < pid < 2**31 or beat is None:
+    if pid is None or not 0 < pid < 2**31 or beat is None:
         return gone
     try:
         proc = psutil.Process(pid)
@@ -77,45 +85,33 @@ def liveness(status: dict[str, Any], now: datetime | None = None) -> Liveness:
     return Liveness(True, fresh and not suspended, suspended, beat)
 
 
-def is_alive(status: dict[str, Any], now: datetime | None = None) -> bool:
+def is_alive(status: TrainerStatus, now: datetime | None = None) -> bool:
     """The process that wrote ``status`` lives (responding or not): it holds its run."""
     return liveness(status, now).alive
 
 
-def _heartbeat_key(status: dict[str, Any]) -> float:
-    beat = parse_time(status.get("heartbeat"))
+def _heartbeat_key(view: RunView) -> float:
+    beat = parse_time(view.status.run.heartbeat)
     return beat.timestamp() if beat else -math.inf
 
 
-def run_statuses(home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every run's last status, newest heartbeat first.
-
-    Each carries ``run``, ``running`` (its process lives and heartbeats), ``alive`` (its
-    process lives, responding or not: it holds its run), ``suspended`` (stopped by SIGSTOP
-    or Ctrl-Z) and ``not_responding_since`` (its last heartbeat, when alive but not running).
-    """
+def run_statuses(home: Home, now: datetime | None = None) -> list[RunView]:
+    """Every run's last status and whether its process lives, newest heartbeat first."""
     found = []
     for run in home.run_names():
-        status = read_json_object(home.status_file(run))
+        status = read_status(home.status_file(run))
         if status is None:
             continue
+        status.run.run = run  # the folder's name, whatever the file says
         live = liveness(status, now)
         since = None
         if live.alive and not live.responding and live.last_heartbeat is not None:
             since = format_time(live.last_heartbeat)
-        status = {
-            **status,
-            "run": run,
-            "running": live.responding,
-            "alive": live.alive,
-            "suspended": live.suspended,
-            "not_responding_since": since,
-        }
-        found.append(status)
+        found.append(RunView(status, live.responding, live.alive, live.suspended, since))
     found.sort(key=_heartbeat_key, reverse=True)
     return found
 
 
 def trainer_pids(home: Home) -> list[int]:
     """The processes of the home's trainers that are alive, whatever their run."""
-    return [s["pid"] for s in run_statuses(home) if s["alive"]]
+    return [v.status.run.pid for v in run_statuses(home) if v.alive and v.status.run.pid]

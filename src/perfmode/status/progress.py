@@ -15,12 +15,13 @@ from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
+from perfmode.base.cputime import own_cpu_seconds
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.smallfile import open_append
-from perfmode.governor.gpu import METRICS_COLUMNS as GPU_COLUMNS
-from perfmode.governor.load import own_cpu_seconds
-from perfmode.settings.store import format_time, utc_now
 from perfmode.status.file import write_status
+from perfmode.status.model import GPU_METRICS_COLUMNS as GPU_COLUMNS
+from perfmode.status.model import TrainerStatus
 
 log = logging.getLogger("perfmode.train")
 
@@ -46,30 +47,36 @@ METRICS_FIELDS = [
 
 
 class StatusFile:
-    """status.json, written atomically, throttled, with a heartbeat."""
+    """status.json, written atomically, throttled, with a heartbeat: the one writer of
+    :class:`~perfmode.status.model.TrainerStatus` (the trainer sets its fields, then writes)."""
 
-    def __init__(self, path: Path, fields: dict[str, Any]) -> None:
+    def __init__(self, path: Path, status: TrainerStatus) -> None:
         self.path = path
-        self.fields: dict[str, Any] = {"pid": os.getpid(), **fields}
+        self.status = status
+        status.run.pid = os.getpid()
         self._written: dict[str, Any] = {}
         self._last_write = 0.0
         self._failure: str | None = None
 
-    def update(self, **fields: Any) -> None:
-        self.fields.update(fields)
-
     def maybe_write(self, force: bool = False) -> None:
         now = time.monotonic()
         since = now - self._last_write
-        changed = self.fields != self._written
-        if force or (changed and since >= MIN_WRITE_INTERVAL_S) or since >= HEARTBEAT_S:
+        # Comparing costs a dict: only once a write is allowed at all.
+        changed = since >= MIN_WRITE_INTERVAL_S and self._fields() != self._written
+        if force or changed or since >= HEARTBEAT_S:
             self.write(now)
 
+    def _fields(self) -> dict[str, Any]:
+        fields = self.status.to_json()
+        del fields["heartbeat"]  # the write's own time, not a change
+        return fields
+
     def write(self, now: float | None = None) -> None:
-        self._written = dict(self.fields)
+        self._written = self._fields()
         self._last_write = time.monotonic() if now is None else now
+        self.status.run.heartbeat = format_time(utc_now())
         try:
-            write_status(self.path, {**self.fields, "heartbeat": format_time(utc_now())})
+            write_status(self.path, self.status.to_json())
         except OSError as e:
             # status.json is a report, not the work: a full disk or a read-only folder must
             # not stop training. Say so once; the next write tries again.

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
-from perfmode.settings.store import format_time, human_span, utc_now
+from perfmode.base.clock import format_time, human_span, utc_now
+from perfmode.status.model import ProgressSection
 
 log = logging.getLogger("perfmode.train")
 
@@ -75,11 +76,11 @@ class TrainProgress:
         speed = self.speed()
         return max(self.total - self.steps, 0) / speed if speed else None
 
-    def status_fields(self) -> dict[str, Any]:
+    def report(self, into: ProgressSection) -> None:
         """For status.json: when the run should reach its target at the current speed."""
         eta = self.eta_s()
-        at = None if eta is None else format_time(utc_now() + timedelta(seconds=eta))
-        return {"eta_s": None if eta is None else round(eta, 1), "eta_at": at}
+        into.eta_at = None if eta is None else format_time(utc_now() + timedelta(seconds=eta))
+        into.eta_s = None if eta is None else round(eta, 1)
 
     def line(self) -> str:
         pct = f" ({self.steps / self.total:.1%})" if self.total else ""

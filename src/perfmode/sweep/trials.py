@@ -20,7 +20,7 @@ import yaml
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
 from perfmode.config.schema import Config, config_to_mapping
-from perfmode.sweep.space import SweepConfig, apply_values, decode_choice, encode_choice
+from perfmode.config.sweep import SweepConfig, apply_values, decode_choice, encode_choice
 
 TRIAL_CONFIG = "trial.yaml"
 SEED_KEY = "training.seed"

@@ -1,45 +1,45 @@
-"""One ``learn()`` call's companions: the governor's hooks, checkpoints, status and metrics.
+"""One ``learn()`` call's companions, wired: the governor, checkpoints, status and metrics.
 
-The callback hooks into SB3's loop (see DESIGN.md, "The governor"):
-
-    collect_rollouts()   on_rollout_start → [on_step ×n] → on_rollout_end
-    train()              [optimizer step hook ×(epochs × minibatches)]
-
-``on_rollout_start`` is the safe point: the last update is done, so weights, counters and
-normalisation statistics agree, and that is where checkpoints are written.
+Each job is its own callback (:mod:`perfmode.training.callbacks`); the session builds them
+and the status they share, hands the model its OOM retry, and ends the run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 
-from perfmode import __version__
+from perfmode.base.clock import utc_now
 from perfmode.base.home import Home
-from perfmode.checkpoint.folders import Checkpoint, prune_checkpoints, save_checkpoint
+from perfmode.checkpoint.folders import Checkpoint
 from perfmode.checkpoint.io import TrainingState
-from perfmode.checkpoint.state import capture
-from perfmode.config.schema import Config, config_to_mapping
+from perfmode.config.schema import Config
 from perfmode.env import Market
-from perfmode.errors import PerfmodeError
-from perfmode.governor.governor import Governor, fit_batch
-from perfmode.settings.store import SettingsStore, utc_now
+from perfmode.governor.governor import Governor
+from perfmode.settings.store import SettingsStore
 from perfmode.status.file import trainer_pids
-from perfmode.status.progress import CpuMeter, MetricsCsv, StatusFile
+from perfmode.status.model import (
+    CheckpointSection,
+    OomEvent,
+    ProgressSection,
+    RunSection,
+    TrainerStatus,
+)
+from perfmode.status.progress import MetricsCsv, StatusFile
 from perfmode.status.progressbar import TrainProgress
-from perfmode.training.fastppo import LeanPPO
-from perfmode.training.validation import ValidationReports
+from perfmode.training.callbacks import (
+    CheckpointingCallback,
+    GoverningCallback,
+    ReportingCallback,
+    session_callbacks,
+)
+from perfmode.training.governed import GovernedPPO, HalveBatchOnOom
+from perfmode.training.stop import StopRequest
+from perfmode.training.validation import ValidatingCallback, ValidationReports
 
 log = logging.getLogger("perfmode.train")
 
@@ -52,31 +52,6 @@ class TrainResult:
     resumed_from: int | None
 
 
-class StopRequest:
-    """Ctrl-C or SIGTERM: stop at the next safe point and save; a second Ctrl-C: stop now."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.info(
-            "🛑 %s: stopping at the next safe point and saving (Ctrl-C again to quit now)",
-            signal.Signals(signum).name,
-        )
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
 class TrainingSession:
     """Everything one ``learn()`` call needs besides the model: governor, saves, reports."""
 
@@ -85,7 +60,7 @@ class TrainingSession:
         config: Config,
         home: Home,
         run: str,
-        model: PPO,
+        model: GovernedPPO,
         venv: Any,
         market: Market,
         device: str,
@@ -93,193 +68,98 @@ class TrainingSession:
         *,
         progress_bar: bool = False,
     ) -> None:
-        self.config, self.home, self.run = config, home, run
-        self.model, self.venv, self.market, self.device = model, venv, market, device
+        self.config, self.model, self.venv = config, model, venv
         self.stop = StopRequest()
-        self.ckpt_dir = home.checkpoints_dir(run)
-        self.last_checkpoint = resumed_from
         self.status = StatusFile(
-            home.status_file(run),
-            {
-                "run": run,
-                "state": "training",
-                "device": device,
-                "started_at": utc_now().isoformat(),
-                "timesteps": model.num_timesteps,
-                "total_timesteps": config.training.total_timesteps,
-                "fps": None,
-                "last_checkpoint": str(self.last_checkpoint.path) if self.last_checkpoint else None,
-                "last_checkpoint_timesteps": self.last_checkpoint.timesteps
-                if self.last_checkpoint
-                else None,
-                "oom_events": [],
-            },
+            home.status_file(run), _first_status(config, run, model, device, resumed_from)
         )
         self.governor = Governor(
             SettingsStore(home.settings),
             config,
             device=device,
             on_poll=self._on_poll,
-            on_pause=self.at_pause,
+            on_pause=self._at_pause,
             should_stop=lambda: self.stop.requested,
             trainers=lambda: trainer_pids(home),
         )
-        self.metrics = MetricsCsv(home.metrics_file(run))
-        # Rows past the step this run starts from describe updates whose weights were lost
-        # (a kill, a damaged newer checkpoint): they go, so timesteps never repeat.
-        dropped = self.metrics.continue_from(model.num_timesteps)
-        if dropped:
-            log.info(
-                "📈 metrics.csv: %d row(s) past %s steps were from work lost when the run "
-                "stopped; moved to %s",
-                dropped.rows,
-                f"{model.num_timesteps:,}",
-                dropped.path,
-            )
-        # The state at the last rollout boundary: what a stop in the next rollout saves.
-        self.boundary: TrainingState | None = None
-        self.cpu = CpuMeter()
         self.progress = TrainProgress(
             config.training.total_timesteps, model.num_timesteps, terminal=progress_bar
         )
-        self.callback = _SessionCallback(self)
-        self.validation = ValidationReports(home.run_dir(run), config, model.num_timesteps)
-        self._update_clock: tuple[float, int] | None = None
-        # The mode the update in flight started in: its metrics row is written when it ends,
-        # after a switch may have changed the governor's mode (batch and epochs stay on the
-        # model until the next update; an OOM retry changes the batch, and the row says so).
-        self._update_mode: str | None = None
+        self.governing = GoverningCallback(self.governor, self.stop)
+        self.reporting = ReportingCallback(
+            self.status, _metrics(home, run, model.num_timesteps), self.progress, self.governor
+        )
+        self.checkpointing = CheckpointingCallback(
+            config,
+            run,
+            home.checkpoints_dir(run),
+            venv,
+            market,
+            self.governor,
+            self.status,
+            resumed_from,
+        )
+        self.validating = ValidatingCallback(
+            ValidationReports(home.run_dir(run), config, model.num_timesteps), venv, market
+        )
+        self.callback = session_callbacks(
+            self.governing, self.reporting, self.checkpointing, self.validating
+        )
+        model.oom_handler = HalveBatchOnOom(
+            model, self.governor, config, on_event=self._on_oom, on_fatal=self._fatal_oom
+        )
         self._on_poll()
         self.status.write()
 
-    # -- called by the callback ------------------------------------------------------
-
-    def _on_poll(self) -> None:
-        fields = self.governor.status_fields()
-        self.progress.update(self.model.num_timesteps, self.governor.knobs.mode.value)
-        state = "paused" if fields["paused_since"] else "training"
-        self.status.update(timesteps=self.model.num_timesteps, state=state, **fields)
-        self.status.maybe_write()
-
-    def at_pause(self) -> None:
-        """Entering ``paused``: keep a checkpoint no older than checkpoint_freq steps, so
-        a shutdown while paused loses nothing; then the governor sleeps."""
-        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
-        b = self.boundary
-        if b is not None and b.num_timesteps - last >= self.config.training.checkpoint_freq:
-            self.save(b)
-        self._on_poll()
-        self.status.maybe_write(force=True)
-
-    def at_rollout_boundary(self) -> None:
-        """Between two updates: weights, counters and normalisation agree; safe to save."""
-        self.record_update()
-        self.validation.at_boundary(self.model, self.venv, self.market)
-        self.boundary = capture(self.model, self.venv)
-        freq = self.config.training.checkpoint_freq
-        last = self.last_checkpoint.timesteps if self.last_checkpoint else 0
-        if self.model.num_timesteps // freq > last // freq:
-            self.save(self.boundary)
-        self.status.maybe_write(force=True)
-
-    def start_update(self) -> None:
-        """Right before an update, its knobs applied."""
-        self._update_mode = self.governor.knobs.mode.value
-
-    def record_update(self) -> None:
-        """A metrics row for the update that just ended (none before the first one)."""
-        now, steps = time.monotonic(), self.model.num_timesteps
-        if self._update_clock is not None and steps > self._update_clock[1]:
-            t0, s0 = self._update_clock
-            fps = round((steps - s0) / max(now - t0, 1e-9), 1)
-            self.status.update(fps=fps, **self.progress.status_fields())
-            self.metrics.append(
-                {
-                    "time": utc_now().isoformat(timespec="seconds"),
-                    "timesteps": steps,
-                    "mode": self._update_mode or self.governor.knobs.mode.value,
-                    "mode_reason": self.governor.status_fields()["mode_reason"],
-                    "batch_size": self.model.batch_size,
-                    "n_epochs": self.model.n_epochs,
-                    "fps": fps,
-                    "cpu_cores": round(self.cpu.read(), 3),
-                    "ep_rew_mean": _ep_rew_mean(self.model),
-                    **self.governor.gpu.reading.metrics_row(),
-                }
-            )
-        self._update_clock = (now, steps)
-        self.status.update(timesteps=steps)
+    @property
+    def last_checkpoint(self) -> Checkpoint | None:
+        return self.checkpointing.last_checkpoint
 
     def save(self, state: TrainingState | None = None, final: bool = False) -> Checkpoint:
         """Write ``state`` (default: the model as it is now) as a checkpoint; prune old ones."""
-        state = state or capture(self.model, self.venv)
-        k = self.governor.knobs
-        meta = {
-            "run": self.run,
-            "final": final,
-            "mode": k.mode.value,
-            "batch_size": k.batch_size,
-            "n_epochs": k.n_epochs,
-            "n_envs": self.venv.num_envs,
-            "observation_shape": list(self.venv.observation_space.shape),
-            "seed": self.config.training.seed,
-            "config": config_to_mapping(self.config),
-            "data": self.market.info,
-            "versions": {"perfmode": __version__, "torch": torch.__version__},
-        }
-        try:
-            ckpt = save_checkpoint(self.ckpt_dir, state, meta)
-        except OSError as e:
-            raise self._save_failed(state.num_timesteps, e) from None
-        self.last_checkpoint = ckpt
-        prune_checkpoints(self.ckpt_dir, self.config.training.keep_checkpoints)
-        log.info("💾 Checkpoint at %s steps: %s", f"{ckpt.timesteps:,}", ckpt.path)
-        self.status.update(last_checkpoint=str(ckpt.path), last_checkpoint_timesteps=ckpt.timesteps)
-        return ckpt
+        return self.checkpointing.save(self.model, state, final)
 
-    def _save_failed(self, timesteps: int, e: OSError) -> PerfmodeError:
-        last = self.last_checkpoint
-        self.status.update(state="failed")
-        with contextlib.suppress(OSError):  # the same disk, most likely
-            self.status.write()
-        kept = (
-            f"{last.path.name} ({last.timesteps:,} steps) is intact; "
-            if last
-            else "no earlier checkpoint; "
-        )
-        return PerfmodeError(
-            f"could not write the checkpoint at {timesteps:,} steps in {self.ckpt_dir}: "
-            f"{e.strerror or e}. {kept}free space or make the folder writable, then run "
-            "`perfmode train` again to resume"
-        )
+    def _on_poll(self) -> None:
+        self.reporting.poll(self.model.num_timesteps)
+
+    def _at_pause(self) -> None:
+        """Entering ``paused``: a checkpoint if the last is old; then the governor sleeps."""
+        self.checkpointing.at_pause(self.model)
+        self._on_poll()
+        self.status.maybe_write(force=True)
+
+    def _on_oom(self, event: OomEvent) -> None:
+        s = self.status.status
+        s.oom_events.append(event)
+        self.governor.report(s)
+        self.status.maybe_write(force=True)
+
+    def _fatal_oom(self) -> str:
+        ckpt = self.save()
+        self.reporting.failed()
+        return str(ckpt.path)
 
     def finish(self, resumed_from: int | None) -> TrainResult:
-        self.callback.remove_hooks()
-        steps = self.model.num_timesteps
-        stopped = self.stop.requested and steps < self.config.training.total_timesteps
-        last = self.last_checkpoint
-        if stopped and self.boundary is not None:
+        self.governing.remove_hooks()
+        model = self.model
+        stopped = self.stop.requested and model.num_timesteps < self.config.training.total_timesteps
+        last, boundary = self.last_checkpoint, self.checkpointing.boundary
+        if stopped and boundary is not None:
             # learn() stopped inside a rollout that was never trained on: save the state of
             # the boundary before it, so a resume redoes that rollout exactly.
-            self.model.num_timesteps = self.boundary.num_timesteps
-            if last and last.timesteps == self.boundary.num_timesteps and not last.legacy:
+            model.num_timesteps = boundary.num_timesteps
+            if last and last.timesteps == boundary.num_timesteps and not last.legacy:
                 ckpt = last  # that very state is on disk already
             else:
-                ckpt = self.save(self.boundary)
+                ckpt = self.save(boundary)
         else:
-            self.record_update()
+            self.reporting.record_update(model)
             if not stopped:
-                self.validation.at_finish(self.model, self.venv, self.market)
+                self.validating.at_finish(model)
             ckpt = self.save(final=not stopped)
-        self.status.update(
-            state="stopped" if stopped else "finished",
-            timesteps=self.model.num_timesteps,
-            eta_s=None,
-            eta_at=None,
-        )
-        self.status.write()
+        self.reporting.end("stopped" if stopped else "finished", model.num_timesteps)
         self.venv.close()
-        steps = f"{self.model.num_timesteps:,}"
+        steps = f"{model.num_timesteps:,}"
         if stopped:
             log.info("✅ Stopped at %s steps; run `perfmode train` again to resume", steps)
         else:
@@ -288,120 +168,35 @@ class TrainingSession:
                 steps,
                 f"{self.config.training.total_timesteps:,}",
             )
-        return TrainResult(self.model.num_timesteps, ckpt.path, stopped, resumed_from)
+        return TrainResult(model.num_timesteps, ckpt.path, stopped, resumed_from)
 
-    def handle_oom(self) -> None:
-        """CUDA OOM in an update: halve the batch (not below the base); the update is redone."""
-        _free_cuda_memory()
-        model = self.model
-        base = fit_batch(self.config.ppo.batch_size, self.config)
-        failed = model.batch_size
-        if failed <= base:
-            self._fatal_oom(failed)
-        smaller = max(base, failed // 2)
-        self.governor.cap_batch(smaller)
-        model.batch_size = smaller
-        log.warning(
-            "⚠️  CUDA out of memory at batch %d; redoing the update with batch %d "
-            "(no batch above %d for the rest of the run)",
-            failed,
-            smaller,
-            smaller,
+
+def _first_status(
+    config: Config, run: str, model: PPO, device: str, last: Checkpoint | None
+) -> TrainerStatus:
+    return TrainerStatus(
+        run=RunSection(run=run, state="training", device=device, started_at=utc_now().isoformat()),
+        progress=ProgressSection(
+            timesteps=model.num_timesteps, total_timesteps=config.training.total_timesteps
+        ),
+        checkpoint=CheckpointSection(
+            last_checkpoint=str(last.path) if last else None,
+            last_checkpoint_timesteps=last.timesteps if last else None,
+        ),
+    )
+
+
+def _metrics(home: Home, run: str, timesteps: int) -> MetricsCsv:
+    metrics = MetricsCsv(home.metrics_file(run))
+    # Rows past the step this run starts from describe updates whose weights were lost
+    # (a kill, a damaged newer checkpoint): they go, so timesteps never repeat.
+    dropped = metrics.continue_from(timesteps)
+    if dropped:
+        log.info(
+            "📈 metrics.csv: %d row(s) past %s steps were from work lost when the run "
+            "stopped; moved to %s",
+            dropped.rows,
+            f"{timesteps:,}",
+            dropped.path,
         )
-        self.status.update(
-            oom_events=[
-                *self.status.fields["oom_events"],
-                {
-                    "at": utc_now().isoformat(),
-                    "timesteps": model.num_timesteps,
-                    "failed_batch": failed,
-                    "new_batch": smaller,
-                },
-            ],
-            **self.governor.status_fields(),
-        )
-        self.status.maybe_write(force=True)
-
-    def _fatal_oom(self, batch: int) -> None:
-        ckpt = self.save()
-        self.status.update(state="failed")
-        self.status.write()
-        raise PerfmodeError(
-            f"CUDA ran out of memory even at the base batch size {batch}; saved {ckpt.path}. "
-            "Lower ppo.batch_size or ppo.net_arch, raise modes.*.cuda_memory_fraction, free the "
-            "GPU, or train with --device cpu; then run `perfmode train` again to resume"
-        )
-
-
-class GovernedPPO(LeanPPO):
-    """PPO whose update survives a CUDA OOM: ``oom_handler`` shrinks the batch, then retry.
-
-    SB3 has no OOM handling; ``torch.OutOfMemoryError`` is raised mid-update. The saved
-    zip is a plain PPO one (the handler is not saved).
-    """
-
-    oom_handler: Any = None
-
-    def train(self) -> None:
-        while True:
-            try:
-                return super().train()
-            except torch.OutOfMemoryError:
-                if self.oom_handler is None:
-                    raise
-                self.oom_handler()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "oom_handler"]
-
-
-class _SessionCallback(BaseCallback):
-    def __init__(self, session: TrainingSession) -> None:
-        super().__init__()
-        self.session = session
-        self._hook: Any = None
-
-    def _on_training_start(self) -> None:
-        gov = self.session.governor
-        # A tick after every minibatch step: a switch lands mid-update too.
-        self._hook = self.model.policy.optimizer.register_step_post_hook(lambda *_: gov.tick())
-
-    def _on_rollout_start(self) -> None:
-        gov = self.session.governor
-        gov.end_phase()  # the update just done: timed before a checkpoint is written
-        self.session.at_rollout_boundary()
-        gov.start_phase("rollout")
-
-    def _on_step(self) -> bool:
-        self.session.governor.tick()
-        return not self.session.stop.requested
-
-    def _on_rollout_end(self) -> None:
-        gov = self.session.governor
-        gov.end_phase()
-        gov.apply_update_knobs(self.model)
-        self.session.start_update()
-        gov.start_phase("update")
-
-    def _on_training_end(self) -> None:
-        self.session.progress.update(self.num_timesteps, self.session.governor.knobs.mode.value)
-
-    def remove_hooks(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-
-
-def _ep_rew_mean(model: PPO) -> float | str:
-    buf = model.ep_info_buffer
-    if not buf:
-        return ""
-    return round(float(np.mean([ep["r"] for ep in buf])), 6)
-
-
-def _free_cuda_memory() -> None:
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    return metrics

@@ -1,7 +1,8 @@
 """``perfmode train``: PPO on the trading environment, steered live by the governor.
 
 Read :func:`train` top to bottom: it is the whole run. Building and resuming the model
-live here; what happens during ``learn()`` lives in :mod:`perfmode.training.session`.
+live here; what happens during ``learn()`` lives in :mod:`perfmode.training.session` (the
+wiring) and :mod:`perfmode.training.callbacks` (one callback per job).
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from filelock import FileLock, Timeout
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
 from perfmode.base.home import Home
+from perfmode.base.modes import Mode
 from perfmode.checkpoint.folders import (
     Checkpoint,
     remove_stale_writes,
@@ -35,9 +33,10 @@ from perfmode.config.schema import Config
 from perfmode.env import Market, TradingEnv, load_market
 from perfmode.env.vec_env import TradingVecEnv, TrainingVecNormalize
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.status.file import read_json_object
+from perfmode.training.governed import GovernedPPO
 from perfmode.training.policy import LeanMlpPolicy
-from perfmode.training.session import GovernedPPO, TrainingSession, TrainResult
+from perfmode.training.runfiles import archive_run, run_lock, sb3_logger, tensorboard_dir
+from perfmode.training.session import TrainingSession, TrainResult
 
 log = logging.getLogger("perfmode.train")
 
@@ -62,10 +61,7 @@ def train(
     ``progress_bar``: a bar on stderr (for a terminal) instead of a progress line every 10%
     of the run.
     """
-    if data is not None:
-        # --data becomes the run's env.data, so its checkpoints name the prices they learned
-        # from (evaluate reads them there).
-        config = dataclasses.replace(config, env=config.env.replace(data=data))
+    config = config.with_data(data)
     t = config.training
     if market is None:
         market = load_market(config.env)  # bad data fails here, before anything is written
@@ -77,9 +73,9 @@ def train(
     device, why = pick_device(t.device)
     home.make_run_dir(run)
     _lower_priority(t.nice)
-    with _run_lock(home, run):
+    with run_lock(home, run):
         if fresh:  # first: this run's log lines belong in the new train.log
-            _archive_run(home, run)
+            archive_run(home, run)
         log.info("📈 %s", market.summary.one_line())
         log.info(why)
         _warn_if_modes_change_learning(config)
@@ -91,7 +87,7 @@ def train(
         resume, venv, model = _resume_or_start(
             config, home, run, market, device, fresh=fresh, trust=trust_checkpoint
         )
-        model.set_logger(_sb3_logger(home, run, resumed=resume is not None))
+        model.set_logger(sb3_logger(home, run, resumed=resume is not None))
         if resume:
             log.info(
                 "▶️  Resuming run %r from %s (%s / %s steps)",
@@ -117,7 +113,6 @@ def train(
         session = TrainingSession(
             config, home, run, model, venv, market, device, resume, progress_bar=progress_bar
         )
-        model.oom_handler = session.handle_oom
         with session.stop.installed():  # through finish(): a stop while it saves changes nothing
             try:
                 with session.progress:
@@ -152,13 +147,15 @@ def _whole_rollouts(config: Config, done: int) -> Config:
 
 
 def _warn_if_modes_change_learning(config: Config) -> None:
-    for mode in ("quiet", "performance"):
-        p = getattr(config.modes, mode)
+    for mode in Mode:
+        if mode.spec.decided or not mode.spec.computes:
+            continue
+        p = config.modes.profile(mode)
         if p.changes_learning:
             log.warning(
                 "⚠️  %s mode changes batch (×%g) and epochs (×%g): what this run learns will "
                 "depend on when you switch modes (set both multipliers to 1.0 to avoid it)",
-                mode,
+                mode.value,
                 p.batch_size_multiplier,
                 p.epochs_multiplier,
             )
@@ -286,7 +283,7 @@ def new_model(
         seed=config.training.seed,
         device=device,
         policy_kwargs=policy_kwargs(config),
-        tensorboard_log=_tensorboard_dir(home, run),
+        tensorboard_log=tensorboard_dir(home, run),
         verbose=0,
         **_hyperparameters(config),
     )
@@ -339,77 +336,3 @@ def _check_resumable(ckpt: Checkpoint, shape: list[int], config: Config) -> None
             f"{list(config.ppo.net_arch)}; a network cannot change shape mid-run: restore it "
             "or start over with --fresh"
         )
-
-
-def _tensorboard_dir(home: Home | None, run: str) -> str | None:
-    if home is None or importlib.util.find_spec("tensorboard") is None:
-        return None
-    return str(home.run_dir(run) / "tensorboard")
-
-
-@contextlib.contextmanager
-def _run_lock(home: Home, run: str) -> Iterator[None]:
-    lock = FileLock(home.train_lock(run), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        status = read_json_object(home.status_file(run)) or {}
-        pid = status.get("pid", "unknown")
-        raise PerfmodeError(
-            f"run {run!r} in {home.root} is already being trained (pid {pid}); stop that "
-            "trainer first (Ctrl-C, or kill the pid), or train another run with --run NAME"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _sb3_logger(home: Home, run: str, *, resumed: bool) -> Any:
-    """SB3's logger, writing only inside the home: its default makes /tmp/SB3-<time>."""
-    from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.utils import configure_logger
-
-    tensorboard = _tensorboard_dir(home, run)
-    if tensorboard is None:
-        return Logger(folder=None, output_formats=[])
-    return configure_logger(0, tensorboard, run, reset_num_timesteps=not resumed)
-
-
-def _archive_run(home: Home, run: str) -> None:
-    """--fresh: the run's checkpoints, metrics.csv and train.log go to archive/<time>/."""
-    parts = [home.checkpoints_dir(run), home.metrics_file(run), home.log_file(run)]
-    present = [p for p in parts if p.exists() and not (p.is_dir() and not any(p.iterdir()))]
-    if not present:
-        return
-    archive = home.run_dir(run) / "archive"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    target = archive / stamp
-    n = 1
-    while target.exists():
-        n += 1
-        target = archive / f"{stamp}-{n}"
-    target.mkdir(parents=True)
-    for p in present:
-        if p == home.log_file(run):
-            _release_log_file(p)
-        p.rename(target / p.name)
-    log.info(
-        "🗄️  --fresh: moved the old %s to %s",
-        ", ".join(p.name for p in present),
-        target,
-    )
-
-
-def _release_log_file(path: Path) -> None:
-    # A handler writing to train.log would follow the renamed file into the archive; closing
-    # its stream makes its next line open train.log afresh (its mode is append).
-    for handler in logging.getLogger("perfmode").handlers:
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path:
-            handler.acquire()
-            try:
-                if handler.stream is not None:
-                    handler.stream.close()
-                    handler.stream = None  # type: ignore[assignment]
-            finally:
-                handler.release()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
 
 from perfmode.base.fsutil import atomic_write_json
 from perfmode.config.schema import Config
@@ -28,20 +29,24 @@ VALIDATION_FILE = "validation.json"
 
 
 def validation_return(model: Any, venv: Any, market: Market, config: Config) -> float:
-    """Total return of ``model``'s deterministic policy over the validation part."""
-    from perfmode.evaluation.evaluate import run_policy
-
+    """Total return of ``model``'s deterministic policy over the validation part, traded as
+    ``perfmode evaluate`` trades the test part (a drawdown stop closes the position)."""
     series = market.part("validation")
     env = TradingEnv(series, config.env.replace(episode_length=None))
     normalize = getattr(venv, "normalize_obs", None) if config.training.normalize else None
-
-    def act(obs: np.ndarray) -> int:
+    obs, _ = env.reset(seed=0, options={"start": env.cfg.window})
+    start = env.equity
+    for _ in range(len(series) - 1 - env.cfg.window):
         x = normalize(obs[None, :]) if normalize is not None else obs[None, :]
         action, _ = model.policy.predict(x, deterministic=True)
-        return int(np.asarray(action).reshape(-1)[0])
-
-    trace = run_policy(env, act)
-    return float(trace.equity[-1] / trace.equity[0] - 1.0)
+        obs, _, terminated, truncated, _ = env.step(int(np.asarray(action).reshape(-1)[0]))
+        if terminated:
+            return float(
+                env.equity * (1.0 - env.cfg.transaction_cost * abs(env.position)) / start - 1.0
+            )
+        if truncated:
+            break
+    return float(env.equity / start - 1.0)
 
 
 class ValidationReports:
@@ -99,3 +104,20 @@ class ValidationReports:
             atomic_write_json(
                 self.path, {"every": self.every, "reports": self.reports, "final": self.final}
             )
+
+
+class ValidatingCallback(BaseCallback):
+    """Scores at rollout boundaries (after the update, before the checkpoint)."""
+
+    def __init__(self, reports: ValidationReports, venv: Any, market: Market) -> None:
+        super().__init__()
+        self.reports, self.venv, self.market = reports, venv, market
+
+    def _on_rollout_start(self) -> None:
+        self.reports.at_boundary(self.model, self.venv, self.market)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def at_finish(self, model: Any) -> None:
+        self.reports.at_finish(model, self.venv, self.market)

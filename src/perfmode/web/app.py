@@ -30,9 +30,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from perfmode.base.clock import format_time
 from perfmode.base.home import Home
 from perfmode.errors import PerfmodeError
-from perfmode.settings.store import SettingsStore, format_time, parse_mode
+from perfmode.settings.store import SettingsStore, parse_mode
 from perfmode.web.hub import Hub
 from perfmode.web.launcher import Launcher
 from perfmode.web.security import TOKEN_COOKIE, Guard

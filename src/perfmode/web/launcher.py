@@ -1,8 +1,8 @@
 """Starting and stopping trainers from the page.
 
-The page names a run and picks a config from a list; the command line is built here and
-nowhere else: ``sys.executable -m perfmode train --home H --run NAME [--config CFG]``, no
-shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
+The page names a run and picks a config from a list, both checked here; the command line
+is :func:`perfmode.training.command.train_command`'s
+(``sys.executable -m perfmode train --home H --run NAME [--config CFG]``), no shell. Stopping sends SIGTERM (the trainer saves, then exits) to the pid in the run's
 status.json, and only when that process is a ``perfmode train`` of this home and run.
 """
 
@@ -12,17 +12,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
 from perfmode.errors import PerfmodeError, UsageError
-from perfmode.settings.store import format_time, utc_now
-from perfmode.status.file import is_alive, read_json_object
+from perfmode.status.file import is_alive, read_status
+from perfmode.training import command
 from perfmode.web.security import TOKEN_ENV
 
 BUILTIN_CONFIG = "built-in default"
@@ -52,10 +52,8 @@ def train_command(home: Home, run: str, config: str) -> list[str]:
             f"config {config!r} is not one of this home's configs; "
             "put a .yaml file in the home or its configs/ folder"
         )
-    cmd = [sys.executable, "-m", "perfmode", "train", "--home", str(home.root), "--run", run]
-    if config != BUILTIN_CONFIG:
-        cmd += ["--config", str(home.root / config)]
-    return cmd
+    path = home.root / config if config != BUILTIN_CONFIG else None
+    return command.train_command(home.root, run=run, config=path)
 
 
 @dataclass
@@ -92,9 +90,9 @@ class Launcher:
         current = self.launches.get(run)
         if current is not None and current.exit_code is None and current.proc.poll() is None:
             raise PerfmodeError(f"run {run!r} is starting already (pid {current.proc.pid})")
-        status = read_json_object(self.home.status_file(run))
+        status = read_status(self.home.status_file(run))
         if status is not None and is_alive(status):
-            raise PerfmodeError(f"run {run!r} is training already (pid {status.get('pid')})")
+            raise PerfmodeError(f"run {run!r} is training already (pid {status.run.pid})")
         out_dir = self.home.root / LAUNCH_DIR
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,10 +135,10 @@ class Launcher:
     def stop(self, run: str) -> int:
         """SIGTERM the run's trainer; its pid."""
         check_run_name(run)
-        status = read_json_object(self.home.status_file(run)) or {}
+        status = read_status(self.home.status_file(run))
         launch = self.launches.get(run)
-        if is_alive(status):
-            pid = int(status["pid"])
+        if status is not None and status.run.pid is not None and is_alive(status):
+            pid = status.run.pid
         elif launch is not None and launch.exit_code is None and launch.proc.poll() is None:
             # Started here and still loading (no status.json of its own yet).
             pid = launch.proc.pid

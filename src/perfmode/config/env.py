@@ -165,6 +165,12 @@ class EnvConfig:
     def replace(self, **changes: Any) -> EnvConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_data(self, data: str | None) -> EnvConfig:
+        """This section with ``--data`` applied: ``data`` (a price file or 'synthetic')
+        becomes ``env.data``, so a run's checkpoints name the prices it learned from (evaluate
+        reads them there); None keeps the config's."""
+        return self if data is None else dataclasses.replace(self, data=data)
+
 
 _SPLIT_ALLOWED = 'a fraction between 0 and 1 (exclusive) or a date "YYYY-MM-DD"'
 
