@@ -99,8 +99,16 @@ class Sweep:
         self.stop = threading.Event()
         self.result = SweepResult()
         self._lock = threading.Lock()
-        self.clock = StorageClock()
+        self._clocks = threading.local()
         self._outage = threading.Event()
+
+    @property
+    def clock(self) -> StorageClock:
+        """This worker's time waiting on the storage: a trial's own cost, not its neighbours'."""
+        clock = getattr(self._clocks, "clock", None)
+        if clock is None:
+            clock = self._clocks.clock = StorageClock()
+        return clock
 
     # -- the whole sweep ---------------------------------------------------------------
 
@@ -272,17 +280,18 @@ class Sweep:
         started = time.monotonic()
         sent: set[int] = set()
         pruned = False
-        storage_ok = True
         while child.poll() is None:
             time.sleep(self.opt.poll)
             if self.stop.is_set():
                 child.stop()
             reports, _ = child.scores()
+            before = len(sent)
             storage_ok = self._report(trial, reports, sent)
+            # The pruner's answer changes only with a new score: ask once per score.
             if (
                 storage_ok
                 and not pruned
-                and sent
+                and len(sent) > before
                 and self._soft(trial.should_prune, "ask the pruner")
             ):
                 log.info("✂️  Trial %d: pruned at report %d; stopping it", trial.number, max(sent))
