@@ -85,7 +85,11 @@ LEAF_TYPES = _leaf_types(Config)
 
 
 # Keys whose valid values the type alone does not tell (checked against a list in code).
-CHOSEN = {"env.symbol": "AAPL", "env.date_format": "month-first"}
+CHOSEN = {
+    "env.symbol": "AAPL",
+    "env.date_format": "month-first",
+    "sweep.space": {"ppo.gamma": {"choice": [0.9, 0.99]}},
+}
 
 
 def _other_values(tp: Any, current: Any) -> list[Any]:

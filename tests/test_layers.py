@@ -22,6 +22,7 @@ LAYERS = [
     "governor",
     "training",
     "evaluation",
+    "sweep",
     "bench",
     "web",
     "cli",

@@ -434,3 +434,14 @@ def test_every_stop_listens_to_the_platforms_signals(monkeypatch: pytest.MonkeyP
     assert _installed_for_stand_in(monkeypatch, stop, lambda: stop.StopRequest().installed())
     assert _installed_for_stand_in(monkeypatch, daemon, daemon.stop_on_signals)
     assert _installed_for_stand_in(monkeypatch, train_cli, train_cli._stop_before_training)
+
+
+def test_a_child_stopped_with_its_parent_is_wrapped_on_linux_only() -> None:
+    from perfmode.base.platform import stopped_with_parent
+
+    argv = [sys.executable, "-m", "perfmode", "train"]
+    assert stopped_with_parent(argv, system="windows") == argv
+    assert stopped_with_parent(argv, system="macos") == argv
+    wrapped = stopped_with_parent(argv, system="linux")
+    assert wrapped[0] == sys.executable and wrapped[1] == "-c"
+    assert wrapped[3] == str(os.getpid()) and wrapped[4:] == argv

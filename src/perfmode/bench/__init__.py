@@ -20,7 +20,7 @@ in use, sampled; ``null`` on the CPU). Other programs' CPU use is measured along
 because it changes every figure.
 
 May import: errors, base, config, settings, schedule, checkpoint, env, status, governor,
-training, evaluation.
+training, evaluation, sweep.
 """
 
 from __future__ import annotations

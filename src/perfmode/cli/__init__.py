@@ -1,7 +1,7 @@
 """The ``perfmode`` command line: a thin Typer layer over the library.
 
 May import: errors, base, config, settings, schedule, checkpoint, env, status, governor,
-training, evaluation, bench, web.
+training, evaluation, sweep, bench, web.
 """
 
 import sys
@@ -15,6 +15,7 @@ from perfmode.cli import (  # noqa: F401  (registers commands)
     hold,
     mode,
     schedule,
+    sweep,
     train,
     ui,
 )

@@ -70,31 +70,43 @@ def check(
     """Show how FILE is read, and whether train would accept it.
 
     Separator, time and price columns, date order, time zone, rows, first and last stamp,
-    duplicates dropped, gaps, bars per year, and the train/test split of the config. Exits 2
-    with one line naming the line and column if the file cannot be used.
+    duplicates dropped, gaps, bars per year, and the train / validation / test split of the
+    config (validation when env.validation holds rows out). FILE 'synthetic' shows the
+    config's synthetic series. Exits 2 with one line naming the line and column if the file
+    cannot be used.
 
     Examples:
       perfmode data check EURUSD_Candlestick_1_Hour_BID.csv
       perfmode data check prices.csv --symbol AAPL --date-format day-first --json
+      perfmode data check synthetic --config sweep.yaml
     """
     from perfmode.env import EnvConfig, load_env_config
-    from perfmode.env.data import read_prices, split_market
+    from perfmode.env.data import load_market, read_prices, split_market
 
     cfg = load_env_config(config) if config is not None else EnvConfig()
     cfg = with_data_options(cfg, symbol, date_format)
-    prices = read_prices(file.expanduser(), symbol=cfg.symbol, date_format=cfg.date_format)
-    summary = prices.summary
+    synthetic = str(file) == "synthetic"
+    if not synthetic:
+        prices = read_prices(file.expanduser(), symbol=cfg.symbol, date_format=cfg.date_format)
+        summary = prices.summary
     problem: UsageError | None = None
     split: dict[str, Any] = {}
     try:
-        info = split_market(prices.close, prices.time, cfg, summary).info
+        if synthetic:
+            market = load_market(cfg, "synthetic")
+            summary, info = market.summary, market.info
+        else:
+            info = split_market(prices.close, prices.time, cfg, summary).info
         split = {
             "window": cfg.window,
             "split": cfg.split,
+            "validation": info.get("validation"),
             "train": info["train"],
             "test": info["test"],
         }
     except UsageError as e:
+        if synthetic:  # nothing was read to show
+            raise
         problem = e
     if json_out:
         print_json({**summary.to_json(), **split, "problem": str(problem) if problem else None})
@@ -118,8 +130,16 @@ def with_data_options(cfg: Any, symbol: str | None, date_format: str | None) -> 
 
 
 def _split_text(split: dict[str, Any]) -> str:
-    train, test = split["train"], split["test"]
+    parts = [
+        ("train", split["train"]),
+        ("validation", split["validation"]),
+        ("test", split["test"]),
+    ]
     return (
-        f"train {train['start']} .. {train['end']} ({train['rows']:,} rows), "
-        f"test {test['start']} .. {test['end']} ({test['rows']:,} rows), window {split['window']}"
+        ", ".join(
+            f"{name} {part['start']} .. {part['end']} ({part['rows']:,} rows)"
+            for name, part in parts
+            if part is not None
+        )
+        + f", window {split['window']}"
     )

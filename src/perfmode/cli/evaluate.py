@@ -29,8 +29,9 @@ def evaluate(
         str | None,
         typer.Option(
             "--checkpoint",
-            metavar="PATH|latest",
-            help="A PPO .zip, a checkpoint folder, or 'latest' (newest checkpoint in the home).",
+            metavar="PATH|latest|sweep:NAME",
+            help="A PPO .zip, a checkpoint folder, 'latest' (newest checkpoint in the home), or "
+            "sweep:NAME (the final checkpoint of that sweep's best trial).",
             show_default=False,
         ),
     ] = None,
@@ -82,6 +83,15 @@ def evaluate(
             "unusual SB3 zip). Unpickling runs code: only for files you made yourself.",
         ),
     ] = False,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL|FILE.journal",
+            help="The sweep's storage, for --checkpoint sweep:NAME (default: HOME/sweeps/NAME.journal).",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -93,6 +103,7 @@ def evaluate(
       perfmode evaluate --checkpoint latest --plot equity.png
       perfmode evaluate --checkpoint runs/default/checkpoints/step_0000253952 --json
       perfmode evaluate --baseline buy-and-hold --data prices.csv
+      perfmode evaluate --checkpoint sweep:lr
     """
     if (checkpoint is None) == (baseline is None):
         raise UsageError("pass either --checkpoint PATH or --baseline buy-and-hold|flat")
@@ -110,7 +121,15 @@ def evaluate(
         result = evaluate_baseline(baseline.value, cfg, data, plot=plot, **read)
     else:
         assert checkpoint is not None
-        path = resolve_checkpoint(home_of(home, must_exist=True), checkpoint)
+        h = home_of(home, must_exist=True)
+        if checkpoint.startswith("sweep:"):
+            from perfmode.sweep.show import best_checkpoint
+            from perfmode.sweep.storage import where
+
+            name = checkpoint.removeprefix("sweep:")
+            path = best_checkpoint(h, where(h, name, storage), name)
+        else:
+            path = resolve_checkpoint(h, checkpoint)
         result = evaluate_checkpoint(path, cfg, data, plot=plot, trust=trust_checkpoint, **read)
     if json_out:
         print_json(result)

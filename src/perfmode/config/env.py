@@ -9,13 +9,14 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from perfmode.config.sections import check, from_mapping
 from perfmode.config.yamlfile import read_yaml_file
 from perfmode.errors import UsageError
 
 SYNTHETIC = "synthetic"
+SYNTHETIC_MARKETS = ("regimes", "cycles", "random-walk")
 DATE_ORDERS = ("day-first", "month-first")
 
 
@@ -47,6 +48,12 @@ class EnvConfig:
     exclusive), or a date "YYYY-MM-DD" (optionally with a time); rows from it on are the test
     part, which training never sees."""
 
+    validation: float = 0.0
+    """Fraction of all rows, taken from the end of the training part (right before the test
+    part), held out to compare runs: ``perfmode sweep`` scores its trials there, so the test
+    part stays untouched for the final ``perfmode evaluate``. Training never sees it. 0 (the
+    default) holds nothing out; from 0 to 0.5."""
+
     max_position_size: float = 1.0
     """Largest position as a multiple of equity (0 < x <= 10); 1 is fully invested, long or
     short. Above 1 is leverage."""
@@ -72,6 +79,14 @@ class EnvConfig:
     synthetic_seed: int = 0
     """Seed of the synthetic series; the same seed gives the same prices (0 or more)."""
 
+    synthetic_market: Literal["regimes", "cycles", "random-walk"] = "regimes"
+    """What the synthetic series is. "regimes": bull, sideways, bear and crash stretches that
+    switch at random (a demo market; which one comes next cannot be foreseen). "cycles": a
+    trend that swings up and down over 60 to 120 days under daily noise, a structure an agent
+    can learn (the last few weeks' returns tell where the swing is), so a
+    sweep has something to find. "random-walk": no structure at all, the control for
+    "cycles": nothing should beat flat there beyond luck."""
+
     def __post_init__(self) -> None:
         check(bool(self.data.strip()), "env.data", self.data, 'a CSV path or "synthetic"')
         check(
@@ -88,6 +103,12 @@ class EnvConfig:
         )
         check(2 <= self.window <= 512, "env.window", self.window, "an integer from 2 to 512")
         object.__setattr__(self, "split", _normal_split(self.split))
+        check(
+            not isinstance(self.validation, bool) and 0 <= self.validation <= 0.5,
+            "env.validation",
+            self.validation,
+            "a fraction from 0 (none) to 0.5",
+        )
         check(
             0 < self.max_position_size <= 10,
             "env.max_position_size",
@@ -123,6 +144,12 @@ class EnvConfig:
             "env.synthetic_length",
             self.synthetic_length,
             "an integer from 100 to 10000000",
+        )
+        check(
+            self.synthetic_market in SYNTHETIC_MARKETS,
+            "env.synthetic_market",
+            self.synthetic_market,
+            ", ".join(f'"{m}"' for m in SYNTHETIC_MARKETS),
         )
         check(
             self.synthetic_seed >= 0,

@@ -22,6 +22,7 @@ from typing import Any, Literal, cast
 from perfmode.base.modes import Mode, profiles
 from perfmode.config.env import EnvConfig
 from perfmode.config.sections import check, from_mapping, to_mapping
+from perfmode.config.sweep import SweepConfig, check_space_against
 from perfmode.config.yamlfile import read_yaml_file
 from perfmode.errors import PerfmodeError, UsageError
 
@@ -120,6 +121,11 @@ class TrainingConfig:
     """CPU priority the trainer lowers itself by (0..19, POSIX nice; on Windows 1-14 is the
     below-normal priority class, 15-19 idle). On an idle machine it costs nothing; while you
     work, your programs and perfmode's own commands go first."""
+    validate_every: int = 0
+    """Every this many timesteps (at the next rollout boundary), and when the run finishes,
+    score the policy on the validation part (env.validation) and add it to the run's
+    validation.json: how ``perfmode sweep`` compares and prunes trials. Scoring changes
+    nothing the run learns. Needs env.validation above 0. 0 = never."""
 
     def __post_init__(self) -> None:
         check(self.total_timesteps >= 1, "training.total_timesteps", self.total_timesteps, ">= 1")
@@ -130,6 +136,7 @@ class TrainingConfig:
         check(1 <= self.n_envs <= 256, "training.n_envs", self.n_envs, "from 1 to 256")
         check(self.seed >= 0, "training.seed", self.seed, ">= 0")
         check(0 <= self.nice <= 19, "training.nice", self.nice, "from 0 to 19")
+        check(self.validate_every >= 0, "training.validate_every", self.validate_every, ">= 0")
         check(
             0.05 <= self.poll_interval <= 0.5,
             "training.poll_interval",
@@ -301,6 +308,8 @@ class Config:
     """Resource profiles, one per mode that computes (see perfmode.base.modes)."""
     auto: AutoConfig = field(default_factory=AutoConfig)
     """What mode ``auto`` counts as someone using the computer."""
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """What ``perfmode sweep`` searches; ``perfmode train`` ignores it."""
 
     def __post_init__(self) -> None:
         check(
@@ -311,6 +320,9 @@ class Config:
             f"{self.training.n_envs} (a rollout of n_steps × n_envs transitions stays under "
             f"{MAX_ROLLOUT:,})",
         )
+        if self.sweep.space or self.sweep.seeds is not None:
+            # The default space is checked by `perfmode sweep` itself; this one is the file's.
+            check_space_against(self)
 
     @property
     def rollout_size(self) -> int:
@@ -337,7 +349,7 @@ def config_from_mapping(data: Any) -> Config:
     """A config from a YAML mapping, layered key by key over the embedded default."""
     if data is not None and not isinstance(data, dict):
         raise UsageError(
-            "the top level must be a mapping of sections (env, ppo, training, modes, auto)"
+            "the top level must be a mapping of sections (env, ppo, training, modes, auto, sweep)"
         )
     return from_mapping(Config, data, "", base=Config())
 

@@ -65,12 +65,16 @@ def to_mapping(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+MAPPING_VALUES = frozenset({"sweep.space"})
+"""Keys whose value is a mapping of its own (keyed by config keys): one setting each."""
+
+
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"modes.quiet.cpu_share": 0.5, ...}``: every leaf by its dotted key (lists are leaves)."""
     out: dict[str, Any] = {}
     for k, v in mapping.items():
         key = _join(prefix, str(k))
-        if isinstance(v, Mapping):
+        if isinstance(v, Mapping) and key not in MAPPING_VALUES:
             out.update(flatten(v, key))
         else:
             out[key] = v

@@ -61,23 +61,37 @@ class Market:
     train: Series
     test: Series
     info: dict[str, Any]
-    """JSON-able description: source, rows, price column, train/test ranges, periods per
-    year, and under "read" how the file was understood (:class:`DataSummary`)."""
+    """JSON-able description: source, rows, price column, train/(validation/)test ranges,
+    periods per year, and under "read" how the file was understood (:class:`DataSummary`)."""
     periods_per_year: float
     """For annualising: 252 for business-daily data, scaled by bars per day for intraday."""
     summary: DataSummary
     """How the data was read; ``summary.one_line()`` is what train and evaluate log."""
+    validation: Series | None = None
+    """The rows between train and test held out by ``env.validation`` (None when 0); like a
+    test series its first ``window`` rows are the last training rows."""
+
+    def part(self, name: str) -> Series:
+        """ "train", "validation" or "test"."""
+        series = {"train": self.train, "validation": self.validation, "test": self.test}[name]
+        if series is None:
+            raise UsageError(
+                "the data has no validation part; set env.validation (e.g. 0.1) in the config"
+            )
+        return series
 
 
 def load_market(cfg: EnvConfig, data: str | None = None) -> Market:
     """Prices from ``data`` (or ``cfg.data`` when None), split by ``cfg.split``."""
     source = cfg.with_data(data).data
     if source == "synthetic":
-        close, time = synthetic_prices(cfg.synthetic_length, cfg.synthetic_seed)
+        market = cfg.synthetic_market
+        close, time = synthetic_prices(cfg.synthetic_length, cfg.synthetic_seed, market)
         daily = is_daily(time)
+        kind = "" if market == "regimes" else f"{market}, "
         summary = DataSummary(
             source="synthetic",
-            layout=f"synthetic (seed {cfg.synthetic_seed})",
+            layout=f"synthetic ({kind}seed {cfg.synthetic_seed})",
             rows=len(close),
             first=stamp(time[0], daily),
             last=stamp(time[-1], daily),
@@ -96,15 +110,24 @@ def split_market(
     n, w = len(close), cfg.window
     cut = _split_index(time, cfg.split)
     n_test = n - cut
+    # The validation part is cut from the end of the training part: the test part stays
+    # exactly where env.split puts it, with or without one.
+    n_val = int(n * cfg.validation)
+    end_train = cut - n_val
     need_train, need_test = w + MIN_STEPS + 1, MIN_STEPS + 1
-    if cut < need_train or n_test < need_test:
+    if end_train < need_train or n_test < need_test:
         raise UsageError(
             f"{summary.source}: {n} rows are too few for window {w} and split {cfg.split}: "
             f"training needs at least {need_train} rows and the test part {need_test} "
-            f"(got {cut} and {n_test})"
+            f"(got {end_train} and {n_test})"
+        )
+    if cfg.validation > 0 and n_val < need_test:
+        raise UsageError(
+            f"{summary.source}: env.validation {cfg.validation} of {n} rows is {n_val} rows; "
+            f"the validation part needs at least {need_test}: raise env.validation"
         )
     features = feature_table(close)
-    train = Series(close[:cut], time[:cut], features[:cut])
+    train = Series(close[:end_train], time[:end_train], features[:end_train])
     test = Series(close[cut - w :], time[cut - w :], features[cut - w :])
     ppy = summary.bars_per_year
     info = {
@@ -112,12 +135,26 @@ def split_market(
         "price_column": summary.price_column,
         "rows": n,
         "window": w,
-        "train": _span(time[:cut]),
+        "train": _span(time[:end_train]),
         "test": _span(time[cut:]),
         "periods_per_year": ppy,
         "read": summary.to_json(),
     }
-    return Market(train=train, test=test, info=info, periods_per_year=ppy, summary=summary)
+    validation = None
+    if n_val:
+        validation = Series(
+            close[end_train - w : cut], time[end_train - w : cut], features[end_train - w : cut]
+        )
+        # Only when there is one: checkpoints of runs without it keep comparing equal.
+        info["validation"] = _span(time[end_train:cut])
+    return Market(
+        train=train,
+        test=test,
+        info=info,
+        periods_per_year=ppy,
+        summary=summary,
+        validation=validation,
+    )
 
 
 def _split_index(time: np.ndarray, split: float | str) -> int:

@@ -304,9 +304,11 @@ def session_callbacks(
     governing: GoverningCallback,
     reporting: ReportingCallback,
     checkpointing: CheckpointingCallback,
+    validating: BaseCallback,
 ) -> CallbackList:
-    """In the order of the work at a boundary (see the module's docstring)."""
-    return CallbackList([governing, reporting, checkpointing, governing.phase_start])
+    """In the order of the work at a boundary (see the module's docstring); a validation
+    score comes after the update's metrics row and before the checkpoint."""
+    return CallbackList([governing, reporting, validating, checkpointing, governing.phase_start])
 
 
 def _ep_rew_mean(model: PPO) -> float | str:

@@ -42,6 +42,7 @@ from perfmode.training.callbacks import (
 )
 from perfmode.training.governed import GovernedPPO, HalveBatchOnOom
 from perfmode.training.stop import StopRequest
+from perfmode.training.validation import ValidatingCallback, ValidationReports
 
 log = logging.getLogger("perfmode.train")
 
@@ -103,7 +104,12 @@ class TrainingSession:
             self.status,
             resumed_from,
         )
-        self.callback = session_callbacks(self.governing, self.reporting, self.checkpointing)
+        self.validating = ValidatingCallback(
+            ValidationReports(home.run_dir(run), config, model.num_timesteps), venv, market
+        )
+        self.callback = session_callbacks(
+            self.governing, self.reporting, self.checkpointing, self.validating
+        )
         model.oom_handler = HalveBatchOnOom(
             model, self.governor, config, on_event=self._on_oom, on_fatal=self._fatal_oom
         )
@@ -180,6 +186,8 @@ class TrainingSession:
                 ckpt = self.save(boundary)
         else:
             self.reporting.record_update(model)
+            if not stopped:
+                self.validating.at_finish(model)
             ckpt = self.save(final=not stopped)
         self.reporting.end("stopped" if stopped else "finished", model.num_timesteps)
         self.venv.close()

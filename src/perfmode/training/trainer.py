@@ -67,6 +67,11 @@ def train(
     t = config.training
     if market is None:
         market = load_market(config.env)  # bad data fails here, before anything is written
+    if t.validate_every and market.validation is None:
+        raise UsageError(
+            f"training.validate_every is {t.validate_every} but the data has no validation "
+            "part to score on; set env.validation (e.g. 0.1) or validate_every to 0"
+        )
     device, why = pick_device(t.device)
     home.make_run_dir(run)
     lower_priority(t.nice)

@@ -4,5 +4,5 @@ Importing this package imports nothing heavy: the web stack (Starlette, uvicorn)
 with ``server.serve`` and ``app``, which only ``perfmode ui`` uses. See docs/ui.md.
 
 May import: errors, base, config, settings, schedule, checkpoint, env, status, governor,
-training, evaluation, bench.
+training, evaluation, sweep, bench.
 """

@@ -9,6 +9,7 @@
 | ``POST /api/mode`` | ``{"mode": M}``: save the mode (``changed_by: "ui"``) |
 | ``POST /api/runs/start`` | ``{"run": R, "config": C}``: start ``perfmode train`` |
 | ``POST /api/runs/stop`` | ``{"run": R}``: SIGTERM the run's trainer (it saves) |
+| ``GET /api/sweeps`` | the home's sweeps: trials, states, values, best so far |
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from perfmode.settings.store import SettingsStore, parse_mode
 from perfmode.web.hub import Hub
 from perfmode.web.launcher import Launcher
 from perfmode.web.security import TOKEN_COOKIE, Guard
+from perfmode.web.sweeps import sweeps_route
 
 PING_S = 15.0
 MAX_BODY = 4096
@@ -210,6 +212,7 @@ def create_app(home: Home, guard: Guard | None = None) -> Starlette:
             Route("/api/mode", set_mode, methods=["POST"]),
             Route("/api/runs/start", start_run, methods=["POST"]),
             Route("/api/runs/stop", stop_run, methods=["POST"]),
+            sweeps_route(home),
         ],
         exception_handlers={PerfmodeError: on_error},
         lifespan=lifespan,

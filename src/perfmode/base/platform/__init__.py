@@ -36,6 +36,7 @@ from perfmode.base.platform.process import (
     stop_child,
     stop_process,
     stop_signals,
+    stopped_with_parent,
     windows_priority_class,
 )
 from perfmode.base.platform.system import SYSTEM, system_of
@@ -89,6 +90,7 @@ __all__ = [
     "stop_child",
     "stop_process",
     "stop_signals",
+    "stopped_with_parent",
     "streams_without_console",
     "system_of",
     "windows_priority_class",

@@ -154,3 +154,22 @@ def forward_signal(child: subprocess.Popen[Any], signum: int, *, system: str = S
         child.send_signal(signum)
     elif signum == signal.SIGTERM:
         child.terminate()
+
+
+# Linux: a child asks for SIGTERM when its parent dies, then becomes the command. Done in the
+# new process before exec, not in a preexec_fn, which is unsafe in a parent with threads.
+_DIE_WITH_PARENT = """
+import ctypes, os, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(143)  # the parent died before the request was made
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def stopped_with_parent(argv: list[str], *, system: str = SYSTEM) -> list[str]:
+    """``argv`` (a Python command: ``sys.executable -m ...``) so that the process gets a
+    stop (SIGTERM, as a Ctrl-C) if this one dies: Linux only; elsewhere ``argv`` as is."""
+    if system != "linux":
+        return argv
+    return [argv[0], "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]

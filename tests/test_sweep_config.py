@@ -1,0 +1,124 @@
+"""The sweep: section, the validation part and the learnable synthetic market (no trainers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from perfmode.config.schema import Config, load_config
+from perfmode.config.sweep import DEFAULT_SPACE, check_space_against
+from perfmode.env import EnvConfig, load_market
+from perfmode.errors import UsageError
+from perfmode.sweep.trials import suggest, trial_config
+
+
+def _write(tmp_path: Path, sweep: dict) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"training": {"n_envs": 2}, "sweep": sweep}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("space", "says"),
+    [
+        ({"ppo.learning_rate": {"log_uniform": [1.0e-3, 1.0e-5]}}, "lo below hi"),
+        ({"ppo.learning_rate": {"log_uniform": [0, 1.0e-3]}}, "above 0"),
+        ({"ppo.learning_rate": {"uniform": [1.0e-4, 2.0]}}, "ppo.learning_rate is 2.0"),
+        ({"ppo.n_steps": {"choice": [64, 1]}}, "ppo.n_steps is 1"),
+        ({"ppo.n_steps": {"between": [1, 2]}}, "log_uniform"),
+        ({"training.total_timesteps": {"int": [1, 9]}}, "cannot be swept"),
+    ],
+)
+def test_a_bad_range_is_one_line_before_anything_starts(
+    tmp_path: Path, cli, home, space: dict, says: str
+) -> None:
+    result = cli("sweep", "bad", "--config", str(_write(tmp_path, {"space": space})))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], lines
+    assert "s.yaml" in lines[0]
+    assert not (home.root / "sweeps").exists() and not (home.root / "runs").exists()
+
+
+def test_show_of_a_sweep_that_does_not_exist_is_one_line_and_creates_nothing(cli, home) -> None:
+    result = cli("sweep", "nothing", "--show")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: no sweep named 'nothing' in {home.root / 'sweeps' / 'nothing.journal'}; "
+        "start one with `perfmode sweep NAME --trials N`"
+    ]
+    assert not (home.root / "sweeps").exists()
+    result = cli("evaluate", "--checkpoint", "sweep:nothing")
+    assert result.exit_code == 1 and "no sweep named 'nothing'" in result.stderr
+
+
+def test_the_default_space_is_rl_zoos_and_fits_the_default_config() -> None:
+    assert {"ppo.learning_rate", "ppo.n_steps", "ppo.batch_size", "ppo.gamma"} <= set(DEFAULT_SPACE)
+    config = Config()
+    assert config.sweep.effective_space() == DEFAULT_SPACE
+    check_space_against(config)  # every end and choice trains
+
+
+def test_a_seeds_sweep_gives_each_seed_once_and_keeps_the_hyperparameters(tmp_path: Path) -> None:
+    import optuna
+
+    config = load_config(_write(tmp_path, {"seeds": 4}))
+    assert config.sweep.effective_space() == {}  # nothing sampled but the seed
+    study = optuna.create_study(direction="maximize")
+    for s in config.sweep.seed_list:
+        study.enqueue_trial({"training.seed": s})
+    configs = [
+        trial_config(config, suggest(study.ask(), config.sweep), 512, None) for _ in range(4)
+    ]
+    assert sorted(c.training.seed for c in configs) == [0, 1, 2, 3]
+    assert all(c.ppo == config.ppo for c in configs)
+    assert all(c.training.total_timesteps == 512 and c.env.validation == 0.1 for c in configs)
+
+
+def test_the_validation_part_sits_between_train_and_test_and_leaves_test_alone() -> None:
+    plain = load_market(EnvConfig(synthetic_length=1000, window=8))
+    held = load_market(EnvConfig(synthetic_length=1000, window=8, validation=0.1))
+    assert plain.validation is None and "validation" not in plain.info
+    assert np.array_equal(plain.test.close, held.test.close)  # test part unchanged
+    assert len(held.train) == 700 and held.info["validation"]["rows"] == 100
+    # Contiguous: validation starts right after training (its first window rows are train's).
+    assert np.array_equal(held.validation.close[:8], held.train.close[-8:])
+    assert held.validation.close[-1] == plain.test.close[7]
+    with pytest.raises(UsageError, match="validation"):
+        plain.part("validation")
+
+
+def test_data_check_shows_the_validation_part(tmp_path: Path, cli) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text("env:\n  validation: 0.1\n  synthetic_length: 1000\n")
+    result = cli("data", "check", "synthetic", "--config", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "(800 rows), validation" not in result.stdout  # train lost the validation rows
+    assert "train 2000-01-03 .. " in result.stdout and "(700 rows), validation " in result.stdout
+    assert "(100 rows), test " in result.stdout
+
+
+def _trend_rule_return(market_kind: str, seed: int) -> tuple[float, float]:
+    """(rule, buy-and-hold) test log returns of "long after ten up days on balance, short
+    after ten down", after costs: a rule an MLP over the observation window can express."""
+    w = 32
+    m = load_market(EnvConfig(synthetic_market=market_kind, synthetic_seed=seed, window=w))
+    z = m.test.features[:, 0]
+    last_ten = np.convolve(z, np.ones(10))[: len(z)]
+    ret = np.diff(np.log(m.test.close[w:]))
+    pos = np.sign(last_ten[w:-1])
+    cost = 0.001 * np.abs(np.diff(pos, prepend=0.0))
+    return float(np.sum(pos * ret - cost)), float(np.sum(ret))
+
+
+def test_the_cycles_market_has_a_structure_to_learn_and_the_random_walk_has_none() -> None:
+    cycles = [_trend_rule_return("cycles", s) for s in range(3)]
+    walks = [_trend_rule_return("random-walk", s) for s in range(3)]
+    assert all(rule > max(1.0, hold + 0.5) for rule, hold in cycles), cycles
+    assert all(rule < 0.5 for rule, _ in walks), walks
+    # The default market is unchanged by the option.
+    a = load_market(EnvConfig()).train.close
+    assert np.array_equal(a, load_market(EnvConfig(synthetic_market="regimes")).train.close)

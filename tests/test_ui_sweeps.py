@@ -1,0 +1,86 @@
+"""The page's view of the home's sweeps: GET /api/sweeps and the script that draws it."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from perfmode.base.home import Home
+from tests.conftest import wait_for
+
+
+def _study(home: Home, name: str) -> None:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = home.root / "sweeps" / f"{name}.journal"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.JournalStorage(
+        JournalFileBackend(str(path), JournalFileOpenLock(str(path)))
+    )
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    for i, (state, value) in enumerate(
+        [("COMPLETE", 0.05), ("PRUNED", None), ("COMPLETE", 0.12), ("RUNNING", None)]
+    ):
+        t = study.ask()
+        t.suggest_float("ppo.learning_rate", 1e-5, 1e-3, log=True)
+        t.set_user_attr("run", f"sweep-{name}-{i}")
+        t.set_user_attr("host", "box")
+        t.report(0.01 * i, 1)
+        if state != "RUNNING":
+            study.tell(t, value, state=getattr(optuna.trial.TrialState, state))
+
+
+def _get(home: Home, path: str) -> tuple[int, Any]:
+    import uvicorn
+
+    from perfmode.web.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(home), log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        wait_for("the server", lambda: server.started, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        return resp.status, body
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
+
+
+def test_api_sweeps_lists_trials_states_values_and_the_best_so_far(home: Home) -> None:
+    _study(home, "lr")
+    (home.root / "sweeps" / "broken.journal").write_text("not a journal\n")
+    status, body = _get(home, "/api/sweeps")
+    assert status == 200, body
+    sweeps = {s["sweep"]: s for s in body["sweeps"]}
+    lr = sweeps["lr"]
+    assert [t["state"] for t in lr["trials"]] == ["complete", "pruned", "complete", "running"]
+    assert [t["value"] for t in lr["trials"]] == [0.05, None, 0.12, None]
+    assert lr["trials"][3]["last_report"] == {"report": 1, "value": 0.03}
+    assert lr["best"]["number"] == 2 and lr["best"]["run"] == "sweep-lr-2"
+    assert lr["best_so_far"] == [{"number": 0, "best": 0.05}, {"number": 2, "best": 0.12}]
+    assert "problem" in sweeps["broken"]  # a damaged journal is shown, not fatal
+
+
+def test_the_page_loads_the_sweeps_script() -> None:
+    static = Path(__file__).resolve().parent.parent / "src" / "perfmode" / "web" / "static"
+    assert (
+        '<script src="/static/sweeps.js" type="module"></script>'
+        in (static / "index.html").read_text()
+    )
+    script = (static / "sweeps.js").read_text()
+    assert "/api/sweeps" in script and "innerHTML" not in script  # text only, never markup
