@@ -37,20 +37,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from perfmode.base.clock import format_time, utc_now
+from perfmode.base.clock import utc_now
 from perfmode.base.modes import Mode, under_heat
 from perfmode.config.schema import Config
 from perfmode.governor.appliers import KnobAppliers
 from perfmode.governor.effective import Decision
 from perfmode.governor.gpu import monitor_for
 from perfmode.governor.homebudget import HomeBudget, home_free_cores
+from perfmode.governor.report import report_governor
 from perfmode.governor.sensors import Sensors
 from perfmode.settings.store import Settings, SettingsStore, SettingsWatcher
 from perfmode.status.model import (
-    IdleSection,
-    KnobsSection,
-    LoadSection,
-    ModeSection,
     TrainerStatus,
 )
 
@@ -103,6 +100,23 @@ def knobs_for(mode: Mode, config: Config, batch_cap: int | None = None) -> Knobs
         cpu_share=profile.cpu_share,
         cuda_memory_fraction=profile.cuda_memory_fraction,
     )
+
+
+def batch_problem(k: Knobs, config: Config) -> str | None:
+    """What is odd about ``k``'s batch for this rollout (said once per run), if anything."""
+    rollout = config.rollout_size
+    wanted = wanted_batch(k.mode, config)
+    if wanted > rollout:
+        return (
+            f"batch size {wanted} of {k.mode.value} mode is larger than the rollout "
+            f"({rollout} = n_steps × n_envs); using {rollout}"
+        )
+    if rollout % k.batch_size:
+        return (
+            f"batch size {k.batch_size} does not divide the rollout of {rollout}; "
+            "each epoch ends with a smaller minibatch"
+        )
+    return None
 
 
 class Governor:
@@ -204,9 +218,9 @@ class Governor:
             return
         free = home_free_cores(self.load.reading, self.load.cores)
         if self.budget.poll(self.knobs.mode, self.knobs.cpu_share, free):
-            self.duty.set_share(self._duty_share())
+            self.duty.set_share(self.duty_share())
 
-    def _duty_share(self) -> float:
+    def duty_share(self) -> float:
         if self.budget is None or self.budget.share.waiting:
             return self.knobs.cpu_share
         return min(self.knobs.cpu_share, self.budget.share.cpu_share)
@@ -293,37 +307,7 @@ class Governor:
 
     def report(self, into: TrainerStatus) -> None:
         """Its sections of the trainer's status: mode, knobs, idle, load, threads, GPU."""
-        k, load = self.knobs, self.load.reading
-        into.mode = ModeSection(
-            requested_mode=self.settings.mode.value,
-            applied_mode=k.mode.value,
-            mode_reason=self.mode_reason,
-            paused_since=format_time(self.paused_since) if self.paused_since else None,
-            applied_at=format_time(self.applied_at),
-            applied_during=self.applied_during,
-            settings_problem=self.settings.problem,
-        )
-        into.knobs = KnobsSection(
-            batch_size=k.batch_size,
-            n_epochs=k.n_epochs,
-            torch_threads=self.threads.current,
-            cpu_share=self._duty_share(),
-            cuda_memory_fraction=k.cuda_memory_fraction if self.device == "cuda" else None,
-            batch_cap=self.batch_cap,
-        )
-        into.idle = IdleSection(
-            input_idle_s=self.idle.reading if self.idle.source_name else None,
-            input_idle_source=self.idle.source_name,
-            input_idle_unknown=self.idle.unknown,
-        )
-        into.load = LoadSection(
-            foreign_cpu=load.foreign_cores if load else None,
-            other_trainers_cpu=load.trainer_cores if load else None,
-        )
-        into.threads = self.threads.status()
-        into.gpu = self.gpu.status()
-        if self.budget is not None:
-            self.budget.report(into)
+        report_governor(self, into)
 
     @property
     def mode_reason(self) -> str:
@@ -333,24 +317,15 @@ class Governor:
     def _apply_now(self, k: Knobs) -> None:
         self.appliers.apply_now(k, self.phase)
         if self.budget is not None:  # the home's share, not the profile's
-            self.duty.set_share(self._duty_share())
+            self.duty.set_share(self.duty_share())
 
     def _apply_threads(self) -> None:
         self.appliers.apply_threads(self.phase)
 
     def _check_batch(self, k: Knobs) -> None:
-        rollout = self.config.rollout_size
-        wanted = wanted_batch(k.mode, self.config)
-        if wanted > rollout:
-            self._warn_once(
-                f"batch size {wanted} of {k.mode.value} mode is larger than the rollout "
-                f"({rollout} = n_steps × n_envs); using {rollout}"
-            )
-        elif rollout % k.batch_size:
-            self._warn_once(
-                f"batch size {k.batch_size} does not divide the rollout of {rollout}; "
-                "each epoch ends with a smaller minibatch"
-            )
+        message = batch_problem(k, self.config)
+        if message is not None:
+            self._warn_once(message)
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
