@@ -140,6 +140,19 @@ def _global_state_is_restored() -> Iterator[None]:
 
 
 @pytest.fixture
+def perfmode_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """perfmode's log records, INFO included, whatever an earlier CLI test did to logging."""
+    logger = logging.getLogger("perfmode")
+    saved = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.level, logger.propagate = saved
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     root = tmp_path / "home"
     root.mkdir()

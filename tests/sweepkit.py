@@ -17,7 +17,7 @@ import pytest
 
 from perfmode.base.home import Home
 from tests.conftest import PERFMODE
-from tests.trainkit import write_config
+from tests.trainkit import start_logged, trainer_output, write_config
 
 REQUIRE_POSTGRES = "PERFMODE_REQUIRE_POSTGRES"
 
@@ -41,23 +41,12 @@ def sweep_config(path: Path, **sections: dict[str, Any]) -> Path:
 
 def start_sweep(home: Home, name: str, config: Path, *args: str) -> subprocess.Popen[str]:
     """``perfmode sweep`` as a process, its output in a file (``output(proc)``)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with tempfile.NamedTemporaryFile(
-        "w", dir=home.root.parent, prefix=f"sweep-{name}-", suffix=".out", delete=False
-    ) as out:
-        proc = subprocess.Popen(
-            [*PERFMODE, "sweep", name, "--config", str(config), "--home", str(home.root), *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-    proc.output_path = out.name  # type: ignore[attr-defined]
-    return proc
+    argv = [*PERFMODE, "sweep", name, "--config", str(config), "--home", str(home.root), *args]
+    return start_logged(home, f"sweep-{name}-", argv)
 
 
 def output(proc: subprocess.Popen[str]) -> str:
-    return Path(proc.output_path).read_text(encoding="utf-8")  # type: ignore[attr-defined]
+    return trainer_output(proc)
 
 
 def trials_of(storage: Any, name: str) -> list[Any]:

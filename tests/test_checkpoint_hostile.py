@@ -73,15 +73,9 @@ def no_hang() -> Iterator[None]:
 
 
 @pytest.fixture
-def warnings(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    logger = logging.getLogger("perfmode")
-    saved = logger.level, logger.propagate
-    logger.addHandler(caplog.handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.level, logger.propagate = saved
+def warnings(perfmode_log: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """perfmode's log records (``perfmode_log`` in tests/conftest.py)."""
+    return perfmode_log
 
 
 # -- plants ---------------------------------------------------------------------------------

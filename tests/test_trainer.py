@@ -40,16 +40,9 @@ FAST_QUIET = {"quiet": {"cpu_share": 1.0}}  # no duty cycle where the test is no
 
 
 @pytest.fixture
-def train_log(caplog):
-    """The trainer's log lines, INFO included, whatever an earlier CLI test did to logging."""
-    logger = logging.getLogger("perfmode")
-    saved = logger.level, logger.propagate
-    logger.addHandler(caplog.handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.level, logger.propagate = saved
+def train_log(perfmode_log: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """perfmode's log records (``perfmode_log`` in tests/conftest.py)."""
+    return perfmode_log
 
 
 def tiny(tmp_path, **sections):

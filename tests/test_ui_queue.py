@@ -6,22 +6,13 @@ from __future__ import annotations
 import psutil
 
 from perfmode.base.home import Home
-from perfmode.web.launcher import trainer_target
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import write_config
-from tests.uikit import UiServer, kill_trainers_of
+from tests.uikit import UiServer, kill_trainers_of, trainers_of
 
 
 def _trainers(home: Home) -> list[str]:
-    found = []
-    for p in psutil.process_iter(["cmdline", "cwd"]):
-        try:
-            target = trainer_target(p.info["cmdline"] or [], p.info["cwd"] or "/", None)
-        except psutil.Error:
-            continue
-        if target is not None and target[0] == home.root.resolve():
-            found.append(target[1])
-    return sorted(found)
+    return sorted(run for run, _ in trainers_of(home))
 
 
 def test_starts_beyond_the_budget_queue_and_start_as_room_frees(home: Home) -> None:

@@ -78,17 +78,18 @@ def start_trainer(home: Home, config: Path, *args: str) -> subprocess.Popen[str]
     Not a pipe: nobody reads a pipe while the test runs, and a trainer that logs a checkpoint
     several times a second would fill it and block.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return start_logged(home, "trainer-", train_command(home.root, *args, config=config))
+
+
+def start_logged(
+    home: Home, prefix: str, argv: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``argv`` as a process, its output in a file beside the home (``trainer_output``)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with tempfile.NamedTemporaryFile(
-        "w", dir=home.root.parent, prefix="trainer-", suffix=".out", delete=False
+        "w", dir=home.root.parent, prefix=prefix, suffix=".out", delete=False
     ) as out:
-        proc = subprocess.Popen(
-            train_command(home.root, *args, config=config),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
     proc.output_path = out.name  # type: ignore[attr-defined]
     return proc
 

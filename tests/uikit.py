@@ -108,20 +108,28 @@ class UiServer:
                 self.proc.wait()
 
 
-def kill_trainers_of(home: Home) -> None:
-    """Trainers a test started from the page run in their own session: end them if it failed."""
+def trainers_of(home: Home) -> list[tuple[str, Any]]:
+    """(run, process) of every ``perfmode train`` of ``home`` running now, found by argv."""
     import psutil
 
     from perfmode.web.launcher import trainer_target
 
-    mine = []
+    found = []
     for p in psutil.process_iter(["cmdline", "cwd"]):
         try:
             target = trainer_target(p.info["cmdline"] or [], p.info["cwd"] or "/", None)
         except psutil.Error:
             continue
         if target is not None and target[0] == home.root.resolve():
-            mine.append(p)
+            found.append((target[1], p))
+    return found
+
+
+def kill_trainers_of(home: Home) -> None:
+    """Trainers a test started from the page run in their own session: end them if it failed."""
+    import psutil
+
+    mine = [p for _, p in trainers_of(home)]
     for p in mine:
         p.kill()
     psutil.wait_procs(mine, timeout=60)
