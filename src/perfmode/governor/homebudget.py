@@ -89,7 +89,6 @@ class HomeBudget:
     def report(self, into: TrainerStatus) -> None:
         """Its parts of the trainer's status: who holds the share, and the share."""
         share = self.share
-        into.run.pid_started = self.started
         into.budget = BudgetStatus(
             state=share.state,
             cpu_share=round(share.cpu_share, 4),

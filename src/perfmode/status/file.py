@@ -21,6 +21,7 @@ from perfmode.base.clock import FUTURE_TOLERANCE_S, format_time, parse_time, utc
 from perfmode.base.fsutil import atomic_write_json
 from perfmode.base.home import Home
 from perfmode.base.smallfile import read_small
+from perfmode.settings.holds import START_TOLERANCE_S, process_start
 from perfmode.status.model import RunView, TrainerStatus
 
 # A trainer heartbeats every few seconds (progress.HEARTBEAT_S), even in the middle of a
@@ -85,26 +86,14 @@ def liveness(status: TrainerStatus, now: datetime | None = None) -> Liveness:
     return Liveness(True, fresh and not suspended, suspended, beat)
 
 
-# Two reads of one process's start time agree to well under this.
-_SAME_START_S = 1.0
-
-
-def process_started(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), or None if there is none."""
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.Error, OSError, ValueError, OverflowError):
-        return None
-
-
 def is_writer(status: TrainerStatus) -> bool:
     """The live process at the status's pid is the one that wrote it: it started at the
     ``pid_started`` the trainer recorded of itself (a pid alone may name any process)."""
     pid, started = status.run.pid, status.run.pid_started
     if pid is None or not 0 < pid < 2**31 or started is None:
         return False
-    began = process_started(pid)
-    return began is not None and abs(began - started) <= _SAME_START_S
+    began = process_start(pid)
+    return began is not None and abs(began - started) <= START_TOLERANCE_S
 
 
 def is_alive(status: TrainerStatus, now: datetime | None = None) -> bool:
@@ -132,8 +121,3 @@ def run_statuses(home: Home, now: datetime | None = None) -> list[RunView]:
         found.append(RunView(status, live.responding, live.alive, live.suspended, since))
     found.sort(key=_heartbeat_key, reverse=True)
     return found
-
-
-def trainer_pids(home: Home) -> list[int]:
-    """The processes of the home's trainers that are alive, whatever their run."""
-    return [v.status.run.pid for v in run_statuses(home) if v.alive and v.status.run.pid]

@@ -20,7 +20,8 @@ from perfmode.base.cputime import own_cpu_seconds
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.platform import replace_file
 from perfmode.base.smallfile import open_append
-from perfmode.status.file import process_started, write_status
+from perfmode.settings.holds import process_start
+from perfmode.status.file import write_status
 from perfmode.status.model import GPU_METRICS_COLUMNS as GPU_COLUMNS
 from perfmode.status.model import TrainerStatus
 
@@ -56,7 +57,7 @@ class StatusFile:
         self.status = status
         status.run.pid = os.getpid()
         # The start time tells this process from a later one given the same pid.
-        status.run.pid_started = process_started(os.getpid())
+        status.run.pid_started = process_start(os.getpid())
         self._written: dict[str, Any] = {}
         self._last_write = 0.0
         self._failure: str | None = None
