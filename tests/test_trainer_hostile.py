@@ -25,11 +25,17 @@ def _status(home: Home) -> dict:
     return json.loads(proc.stdout)
 
 
-def _goes_on(home: Home, proc, what: str) -> None:
-    """Training makes progress after ``what`` was planted, and the trainer saw it."""
+def _goes_on(home: Home, proc, seen: str) -> None:
+    """The trainer saw what was planted (its status names ``seen``), then trained on."""
+    wait_for(
+        f"the trainer to see {seen}",
+        lambda: seen in (read_status(home).get("settings_problem") or ""),
+        timeout=180,
+        proc=proc,
+    )
     steps = read_status(home).get("timesteps") or 0
     wait_for(
-        f"training to go on past {what}",
+        f"training to go on past {seen}",
         lambda: (read_status(home).get("timesteps") or 0) > steps + 256,
         timeout=180,
         proc=proc,
@@ -49,22 +55,19 @@ def test_the_trainer_survives_any_settings_file_and_status_tells_a_stopped_one(
         fifo = tmp_path / "pipe"
         os.mkfifo(fifo)
         home.settings.symlink_to(fifo)
-        wait_for(
-            "the trainer to see the FIFO",
-            lambda: "FIFO" in (read_status(home).get("settings_problem") or ""),
-            timeout=180,
-            proc=proc,
-        )
-        _goes_on(home, proc, "a FIFO")
+        _goes_on(home, proc, "FIFO")
         # A symlink to /dev/zero: reading it would grow the trainer without end.
         home.settings.unlink()
         home.settings.symlink_to("/dev/zero")
-        _goes_on(home, proc, "/dev/zero")
+        _goes_on(home, proc, "character device")
         # Valid JSON that kills a naive reader: nested 100,000 deep, a 5,000-digit number.
         home.settings.unlink()
-        for raw in (b"[" * 100_000, b'{"performance_mode": ' + b"7" * 5000 + b"}"):
+        for raw, seen in (
+            (b"[" * 100_000, "nested too deep"),
+            (b'{"performance_mode": ' + b"7" * 5000 + b"}", "too many digits"),
+        ):
             home.settings.write_bytes(raw)
-            _goes_on(home, proc, raw[:20])
+            _goes_on(home, proc, seen)
         assert psutil.Process(proc.pid).memory_info().rss < rss + 200 * 2**20
         log = log_text(home)
         for seen in ("FIFO", "character device", "nested too deep", "too many digits"):
