@@ -15,6 +15,18 @@ def _trainers(home: Home) -> list[str]:
     return sorted(run for run, _ in trainers_of(home))
 
 
+def _told(home: Home, state: tuple[dict, dict]) -> str:
+    """What the runs said of themselves, for a failure's message."""
+    runs, launches = state
+    lines = [f"{r}: {v.get('state')} {v.get('budget')}" for r, v in runs.items()]
+    lines += [f"{r}: launch {v}" for r, v in launches.items()]
+    for log in sorted((home.root / ".perfmode-ui").glob("*.log")):
+        lines.append(
+            f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        )
+    return "\n".join(lines)
+
+
 def test_starts_beyond_the_budget_queue_and_start_as_room_frees(home: Home) -> None:
     write_config(
         home.root / "tiny.yaml",
@@ -56,7 +68,10 @@ def test_starts_beyond_the_budget_queue_and_start_as_room_frees(home: Home) -> N
         assert server.post("/api/runs/stop", {"run": "r0"})[0] == 200
         wait_for("r1 training", lambda: state()[0].get("r1", {}).get("state") == "training", 120)
         wait_for("r2 started", lambda: not state()[1]["r2"]["queued"], 60)
-        wait_for("r2 waiting", lambda: state()[0].get("r2", {}).get("state") == "waiting", 180)
+        try:
+            wait_for("r2 waiting", lambda: state()[0].get("r2", {}).get("state") == "waiting", 180)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{_told(home, state())}") from None
         assert _trainers(home) == ["r1", "r2"]
         assert state()[1]["r3"]["queued"] is False and state()[1]["r3"]["pid"] is None
     finally:
