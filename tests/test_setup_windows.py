@@ -42,8 +42,8 @@ def makefile_steps(text: str) -> dict[str, list[list[str]]]:
 
 
 def powershell_steps(readme: str) -> dict[str, list[list[str]]]:
-    """The Set-up section's PowerShell block: the first lines install, `# make X` starts X."""
-    section = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    """The "Set-up on Windows" PowerShell block: the first lines install, `# make X` starts X."""
+    section = readme.split("### Set-up on Windows", 1)[1].split("\n## ", 1)[0]
     block = section.split("```powershell\n", 1)[1].split("```", 1)[0]
     steps: dict[str, list[list[str]]] = {"install": []}
     current = "install"
@@ -83,7 +83,7 @@ def test_the_powershell_setup_is_the_makefiles() -> None:
 
 def test_the_parsers_see_a_difference() -> None:
     make = "BIN := .venv/bin\ndemo: x\n\t$(BIN)/perfmode train --timesteps 250000\n"
-    readme = "## Set-up\n```powershell\n# make demo\n.venv\\Scripts\\perfmode train\n```\n"
+    readme = "### Set-up on Windows\n```powershell\n# make demo\n.venv\\Scripts\\perfmode train\n```\n"
     want = spelled_alike(makefile_steps(make)["demo"][0], ".venv/bin/", ("python3",))
     got = spelled_alike(powershell_steps(readme)["demo"][0], ".venv/Scripts/", ("py",))
     assert want == ["VENV/perfmode", "train", "--timesteps", "250000"]
