@@ -195,6 +195,7 @@ def train(
 def _train_seeds(seeds: str, seed: int | None, run: str, **given: Any) -> int:
     """One child ``perfmode train`` per seed (see :mod:`perfmode.training.seeds`)."""
     from perfmode.errors import UsageError
+    from perfmode.training.command import train_command
     from perfmode.training.seeds import SeedRuns, parse_seeds, seed_runs
 
     if seed is not None:
@@ -202,13 +203,13 @@ def _train_seeds(seeds: str, seed: int | None, run: str, **given: Any) -> int:
     numbers = parse_seeds(seeds)
     names = seed_runs(run, numbers)
     h = home_of(given.pop("home"))
-    common = [sys.executable, "-m", "perfmode", "train", "--home", str(h.root)]
-    for flag in ("config", "timesteps", "data", "symbol", "date_format", "device"):
+    flags: list[str] = []
+    for flag in ("timesteps", "data", "symbol", "date_format", "device"):
         if given[flag] is not None:
-            common += [f"--{flag.replace('_', '-')}", str(given[flag])]
-    common += [f"--{f.replace('_', '-')}" for f in ("fresh", "trust_checkpoint") if given[f]]
+            flags += [f"--{flag.replace('_', '-')}", str(given[flag])]
+    flags += [f"--{f.replace('_', '-')}" for f in ("fresh", "trust_checkpoint") if given[f]]
     commands = [
-        (name, [*common, "--seed", str(n), "--run", name])
+        (name, train_command(h.root, *flags, "--seed", str(n), run=name, config=given["config"]))
         for n, name in zip(numbers, names, strict=True)
     ]
     typer.echo(f"Starting {len(names)} runs: {', '.join(names)}")

@@ -1,8 +1,9 @@
 """The command line that starts a trainer in its own process: built here and nowhere else.
 
-The page (``web.launcher``), ``perfmode bench`` (``bench.runner``), the benchmarks and the
-tests all start trainers this way, so a change to how a trainer is started (the
-interpreter, the module, the order of the flags) is one edit. Only the standard library is
+The page (``web.launcher``), ``perfmode train --seeds`` (``cli.train``), a sweep's trials
+(``sweep.child``), ``perfmode bench`` (``bench.runner``), the benchmarks and the tests all
+start trainers this way, so a change to how a trainer is started (the interpreter, the
+module, the order of the flags) is one edit. Only the standard library is
 imported: the page and ``perfmode set`` must not pay for torch to build a list of strings.
 """
 
