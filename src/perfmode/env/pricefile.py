@@ -48,11 +48,14 @@ def read_prices(
 
 
 class _Reader:
+    """The file in chunks (blank rows dropped, one symbol kept, prices and stamps checked),
+    then all of it sorted and summed up; the symbol column is :class:`_Symbols`' job."""
+
     def __init__(
         self, path: Path, layout: Layout, symbol: str | None, date_format: str | None
     ) -> None:
         self.path, self.layout = path, layout
-        self.want = symbol.strip() if symbol else None
+        self.symbols = _Symbols(path, layout, symbol)
         self.time = TimeColumn(
             path,
             [layout.columns[c] for c in layout.time_cols],
@@ -66,7 +69,6 @@ class _Reader:
         )
         self.pos = {c: i for i, c in enumerate(self.used)}
         self.closes: list[np.ndarray] = []
-        self.symbols: set[str] = set()
         self.rows_read = 0
         self.null_rows = 0
 
@@ -136,78 +138,30 @@ class _Reader:
             blank &= sym.isna().to_numpy()
         keep = ~blank
         if L.symbol_col is not None:
-            keep &= self._pick_symbol(sym, keep)
-            if self._mixed():
+            keep &= self.symbols.pick(sym, keep)
+            if self.symbols.mixed():
                 return  # refused at the end, once every symbol is known
         raw_close = close
         if not keep.all():
             sel = np.flatnonzero(keep)
             lines, times, raw_close = lines[sel], [t[sel] for t in times], close.iloc[sel]
         self.rows_read += len(lines)
-        values, null = self._close_values(raw_close)
+        values, null = _close_values(raw_close, L)
         if null.any():
             self.null_rows += int(null.sum())
             ok = ~null
             lines, times, values = lines[ok], [t[ok] for t in times], values[ok]
             raw_close = raw_close.iloc[np.flatnonzero(ok)]
-        problems = [self._close_problem(raw_close, values, lines), self.time.take(times, lines)]
+        problems = [_close_problem(raw_close, values, lines, L), self.time.take(times, lines)]
         found = [p for p in problems if p is not None]
         if found:
             raise UsageError(f"{self.path}: {min(found)[1]}")
         self.closes.append(values)
 
-    def _pick_symbol(self, sym: pd.Series, keep: np.ndarray) -> np.ndarray:
-        names = [str(c).strip() for c in sym.cat.categories]
-        codes = sym.cat.codes.to_numpy()
-        self.symbols |= {names[c] for c in np.unique(codes[keep & (codes >= 0)])}
-        if self.want is None:
-            return np.ones(len(codes), dtype=bool)
-        wanted = self.want.casefold()
-        return np.isin(codes, [i for i, name in enumerate(names) if name.casefold() == wanted])
-
-    def _mixed(self) -> bool:
-        return self.want is None and len(self.symbols) > 1
-
-    def _close_values(self, raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Prices as float64 (NaN where unreadable) and the ``null`` rows Yahoo writes."""
-        if pd.api.types.is_numeric_dtype(raw.dtype):
-            return raw.to_numpy(dtype=np.float64), np.zeros(len(raw), dtype=bool)
-        # A column pandas could not read as numbers: a bad value or null somewhere.
-        text = raw.fillna("").astype(str).str.strip()
-        null = text.str.lower().eq("null").to_numpy()
-        if self.layout.thousands:
-            text = text.str.replace(self.layout.thousands, "", regex=False)
-        if self.layout.decimal != ".":
-            text = text.str.replace(self.layout.decimal, ".", regex=False)
-        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64), null
-
-    def _close_problem(
-        self, raw: pd.Series, values: np.ndarray, lines: np.ndarray
-    ) -> tuple[int, str] | None:
-        with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(~((values >= MIN_PRICE) & (values <= MAX_PRICE)))
-        if not len(bad):
-            return None
-        i = int(bad[0])
-        original = raw.iloc[i]
-        name = self.layout.columns[self.layout.close_col]
-        if pd.isna(original) or not str(original).strip():
-            why = "is empty"
-        elif not np.isfinite(values[i]):
-            why = f"is {_cell(original)}, not a number"
-        elif values[i] <= 0:
-            why = f"is {_cell(original)}; prices must be positive"
-        else:
-            why = (
-                f"is {_cell(original)}, outside the prices accepted ({MIN_PRICE:g} to "
-                f"{MAX_PRICE:g}); rescale the column (e.g. to another unit)"
-            )
-        return int(lines[i]), f"line {lines[i]}: {name} {why}"
-
     # --- the whole file --------------------------------------------------------
 
     def _finish(self) -> PriceFile:
-        self._check_symbols()
+        self.symbols.check(self.rows_read)
         if not sum(len(x) for x in self.closes):
             raise UsageError(f"{self.path}: no rows of prices (only a header?)")
         close = np.concatenate(self.closes)
@@ -216,22 +170,6 @@ class _Reader:
         ns, close, newest_first, duplicates = _sorted_unique(ns, close)
         time = ns.view("datetime64[ns]")
         return PriceFile(close, time, self._summary(time, reading, newest_first, duplicates))
-
-    def _check_symbols(self) -> None:
-        listed = sorted(self.symbols)
-        shown = ", ".join(listed[:_LISTED_SYMBOLS])
-        if len(listed) > _LISTED_SYMBOLS:
-            shown += f" and {len(listed) - _LISTED_SYMBOLS} more"
-        if self._mixed():
-            raise UsageError(
-                f"{self.path}: holds {len(listed)} symbols ({shown}); pick one with "
-                "--symbol NAME or env.symbol in the config"
-            )
-        if self.want is not None and self.layout.symbol_col is not None and self.rows_read == 0:
-            raise UsageError(
-                f"{self.path}: symbol {self.want!r} is not in the file (it holds {shown}); "
-                "pick one of those with --symbol NAME or env.symbol"
-            )
 
     def _summary(
         self,
@@ -243,19 +181,6 @@ class _Reader:
         L = self.layout
         daily = is_daily(time)
         n_gaps, largest = gaps(time)
-        notes = []
-        if self.want is not None and L.symbol_col is None:
-            notes.append(
-                f"symbol {self.want!r} asked for, but the file has no symbol column: all rows used"
-            )
-        symbol = None
-        if L.symbol_col is not None:
-            symbol = next(iter(self.symbols)) if len(self.symbols) == 1 else None
-            if self.want is not None:
-                symbol = next(
-                    (s for s in sorted(self.symbols) if s.casefold() == self.want.casefold()),
-                    self.want,
-                )
         return DataSummary(
             source=str(self.path),
             layout=L.kind,
@@ -274,15 +199,108 @@ class _Reader:
             decimal=L.decimal,
             thousands=L.thousands,
             symbol_column=L.columns[L.symbol_col] if L.symbol_col is not None else None,
-            symbol=symbol,
+            symbol=self.symbols.name(),
             rows_read=self.rows_read,
             null_rows=self.null_rows,
             duplicates_dropped=duplicates,
             newest_first=newest_first,
             gaps=n_gaps,
             largest_gap=largest,
-            notes=tuple(notes),
+            notes=self.symbols.notes(),
         )
+
+
+class _Symbols:
+    """The symbol column: which symbols the file holds, which rows are the one asked for,
+    and a file that mixes several when none was."""
+
+    def __init__(self, path: Path, layout: Layout, symbol: str | None) -> None:
+        self.path, self.layout = path, layout
+        self.want = symbol.strip() if symbol else None
+        self.seen: set[str] = set()
+
+    def pick(self, sym: pd.Series, keep: np.ndarray) -> np.ndarray:
+        names = [str(c).strip() for c in sym.cat.categories]
+        codes = sym.cat.codes.to_numpy()
+        self.seen |= {names[c] for c in np.unique(codes[keep & (codes >= 0)])}
+        if self.want is None:
+            return np.ones(len(codes), dtype=bool)
+        wanted = self.want.casefold()
+        return np.isin(codes, [i for i, name in enumerate(names) if name.casefold() == wanted])
+
+    def mixed(self) -> bool:
+        return self.want is None and len(self.seen) > 1
+
+    def check(self, rows_read: int) -> None:
+        listed = sorted(self.seen)
+        shown = ", ".join(listed[:_LISTED_SYMBOLS])
+        if len(listed) > _LISTED_SYMBOLS:
+            shown += f" and {len(listed) - _LISTED_SYMBOLS} more"
+        if self.mixed():
+            raise UsageError(
+                f"{self.path}: holds {len(listed)} symbols ({shown}); pick one with "
+                "--symbol NAME or env.symbol in the config"
+            )
+        if self.want is not None and self.layout.symbol_col is not None and rows_read == 0:
+            raise UsageError(
+                f"{self.path}: symbol {self.want!r} is not in the file (it holds {shown}); "
+                "pick one of those with --symbol NAME or env.symbol"
+            )
+
+    def name(self) -> str | None:
+        """The symbol the prices are of, as the file spells it; None without a column."""
+        if self.layout.symbol_col is None:
+            return None
+        if self.want is None:
+            return next(iter(self.seen)) if len(self.seen) == 1 else None
+        wanted = self.want.casefold()
+        return next((s for s in sorted(self.seen) if s.casefold() == wanted), self.want)
+
+    def notes(self) -> tuple[str, ...]:
+        if self.want is not None and self.layout.symbol_col is None:
+            return (
+                f"symbol {self.want!r} asked for, but the file has no symbol column: all rows used",
+            )
+        return ()
+
+
+def _close_values(raw: pd.Series, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Prices as float64 (NaN where unreadable) and the ``null`` rows Yahoo writes."""
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return raw.to_numpy(dtype=np.float64), np.zeros(len(raw), dtype=bool)
+    # A column pandas could not read as numbers: a bad value or null somewhere.
+    text = raw.fillna("").astype(str).str.strip()
+    null = text.str.lower().eq("null").to_numpy()
+    if layout.thousands:
+        text = text.str.replace(layout.thousands, "", regex=False)
+    if layout.decimal != ".":
+        text = text.str.replace(layout.decimal, ".", regex=False)
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64), null
+
+
+def _close_problem(
+    raw: pd.Series, values: np.ndarray, lines: np.ndarray, layout: Layout
+) -> tuple[int, str] | None:
+    """The first price outside what the environment accepts: (line, message)."""
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~((values >= MIN_PRICE) & (values <= MAX_PRICE)))
+    if not len(bad):
+        return None
+    i = int(bad[0])
+    original = raw.iloc[i]
+    name = layout.columns[layout.close_col]
+    if pd.isna(original) or not str(original).strip():
+        why = "is empty"
+    elif not np.isfinite(values[i]):
+        why = f"is {_cell(original)}, not a number"
+    elif values[i] <= 0:
+        why = f"is {_cell(original)}; prices must be positive"
+    else:
+        why = (
+            f"is {_cell(original)}, outside the prices accepted ({MIN_PRICE:g} to "
+            f"{MAX_PRICE:g}); rescale the column (e.g. to another unit)"
+        )
+    return int(lines[i]), f"line {lines[i]}: {name} {why}"
 
 
 def _sorted_unique(ns: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, int]:
