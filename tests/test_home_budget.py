@@ -12,11 +12,14 @@ import pytest
 
 from perfmode.base.home import Home
 from perfmode.cli.mode import status_lines
+from perfmode.config.schema import Config
 from perfmode.errors import UsageError
 from perfmode.governor.budget import MIN_RUN_SHARE, Peer, decide_share, in_line
+from perfmode.governor.governor import Governor
 from perfmode.governor.homebudget import WAIT_AFTER_S, HomeBudget
 from perfmode.governor.peers import live_peers, peer_of
-from perfmode.settings.store import Mode
+from perfmode.settings.store import Mode, SettingsStore
+from perfmode.status.model import TrainerStatus
 from perfmode.status.report import build_status
 from perfmode.training.seeds import parse_seeds, seed_runs
 
@@ -142,6 +145,46 @@ def test_status_shows_each_runs_share_state_and_why(home: Home) -> None:
     assert (
         lines["Run s2"] == "waiting, 0 cores: waiting: 2 cores free serve 2 runs; 3rd in line?[2J"
     )
+
+
+def test_a_waiting_run_reports_the_cpu_it_gets_none_not_its_profiles(home: Home) -> None:
+    SettingsStore(home.settings).set_mode(Mode.PERFORMANCE, changed_by="cli")
+    # An earlier run of the home takes every core there is: this one waits.
+    early = Peer("early", os.getppid(), psutil.Process().create_time() - 100, 4096)
+    budget = HomeBudget("late", lambda: [early], lambda: 1)
+    gov = Governor(SettingsStore(home.settings), Config(), budget=budget)
+    assert gov.waiting
+    status = TrainerStatus()
+    gov.report(status)
+    assert status.knobs.cpu_share == 0 and status.budget.cpu_share == 0
+    # A core frees up: it trains with the profile's share again.
+    budget._peers = lambda: []
+    gov._poll_budget()
+    assert not gov.waiting
+    gov.report(status)
+    assert status.knobs.cpu_share == 1.0
+
+
+def test_status_shows_a_waiting_run_at_no_cpu_whatever_its_file_says(home: Home) -> None:
+    me = psutil.Process()
+    # As a trainer before this fix wrote it: the profile's share beside the waiting state.
+    _status(
+        home,
+        "s1",
+        pid=me.pid,
+        pid_started=me.create_time(),
+        heartbeat="2099-01-01T00:00:00+00:00",
+        applied_mode="performance",
+        batch_size=128,
+        n_epochs=4,
+        torch_threads=1,
+        cpu_share=1.0,
+        budget={"state": "waiting", "cpu_share": 0.0, "reason": "waiting: 1st in line"},
+        **{"state": "waiting"},
+    )
+    applied = dict(status_lines(build_status(home)))["Applied"]
+    want = "performance (batch 128, epochs 4, threads 1, cpu 0%, waiting) "
+    assert applied.startswith(want), applied
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The page tells a stopped trainer from a running and a dead one, as `perfmode status` does."""
+"""The page tells a stopped trainer from a running and a dead one, and a waiting run from a
+training one, as `perfmode status` does."""
 
 from __future__ import annotations
 
@@ -84,6 +85,44 @@ def test_the_homes_other_runs_are_counted_apart_from_other_programs(home: Home) 
             facts = page.locator(".run[data-run='seed1'] .run-facts")
             expect(facts).to_contain_text("other programs0.5 cores", timeout=SLOW_MS)
             expect(facts).to_contain_text("other runs1.0 cores", timeout=SLOW_MS)
+            browser.close()
+    finally:
+        if server is not None:
+            server.stop()
+        alive.kill()
+        alive.wait(60)
+
+
+def test_a_waiting_run_shows_no_cpu_not_its_profiles_share(home: Home) -> None:
+    executable = need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    server = None
+    try:
+        # The profile's 100% beside the waiting state, as an earlier trainer wrote it.
+        reason = "waiting: 1 core free serves 1 run; 2nd in line"
+        _write_status(
+            home,
+            "s1",
+            alive.pid,
+            state="waiting",
+            batch_size=128,
+            n_epochs=4,
+            torch_threads=1,
+            cpu_share=1.0,
+            applied_at=format_time(utc_now()),
+            budget={"state": "waiting", "cpu_share": 0.0, "reason": reason},
+        )
+        server = UiServer(home)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(server.url)
+            applied = page.locator(".run[data-run='s1'] .applied")
+            expect(applied).to_contain_text(
+                "batch 128 · epochs 4 · threads 1 · CPU 0% (waiting)", timeout=SLOW_MS
+            )
             browser.close()
     finally:
         if server is not None:

@@ -203,12 +203,15 @@ def _steps(v: Any) -> str:
 
 
 def _applied(t: TrainerStatus) -> str:
-    cpu = _num(t.knobs.cpu_share)
+    # A waiting run uses no CPU (an earlier trainer wrote its profile's share meanwhile).
+    waiting = "waiting" in (t.run.state, t.budget.state)
+    cpu = 0.0 if waiting else _num(t.knobs.cpu_share)
     cpu_s = f"{cpu:.0%}" if cpu is not None and abs(cpu) < 1e6 else "?"
     k = t.knobs
     knobs = f"batch {_steps(k.batch_size)}, epochs {_steps(k.n_epochs)}, threads {_steps(k.torch_threads)}"
     applied = when(parse_time(t.mode.applied_at))
-    return f"{_text(t.mode.applied_mode)} ({knobs}, cpu {cpu_s}) {applied}"
+    wait = ", waiting" if waiting else ""
+    return f"{_text(t.mode.applied_mode)} ({knobs}, cpu {cpu_s}{wait}) {applied}"
 
 
 def _progress(p: ProgressSection) -> str:

@@ -33,7 +33,9 @@ def report_governor(gov: Governor, into: TrainerStatus) -> None:
         batch_size=k.batch_size,
         n_epochs=k.n_epochs,
         torch_threads=gov.threads.current,
-        cpu_share=gov.duty_share(),
+        # A waiting run sleeps at its next safe point: it gets none of the CPU, whatever
+        # share its duty cycle keeps for when it trains again.
+        cpu_share=0.0 if gov.waiting else gov.duty_share(),
         cuda_memory_fraction=k.cuda_memory_fraction if gov.device == "cuda" else None,
         batch_cap=gov.batch_cap,
     )

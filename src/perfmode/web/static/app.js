@@ -278,7 +278,10 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
   const applied = q(".applied");
   applied.replaceChildren();
   if (st && st.applied_mode) {
-    const cpu = typeof st.cpu_share === "number" ? `${Math.round(st.cpu_share * 100)}%` : "?";
+    // A waiting run sleeps: it gets no CPU, whatever share its profile would give it.
+    const waiting = st.state === "waiting" || (st.budget && st.budget.state === "waiting");
+    const share = typeof st.cpu_share === "number" ? `${Math.round(st.cpu_share * 100)}%` : "?";
+    const cpu = waiting ? "0% (waiting)" : share;
     const t = st.threads || {};
     const how = t.choice === "trying" ? " (trying)" : t.choice === "measured" ? " (measured)" : "";
     applied.append(
