@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from perfmode.base.modes import Mode
 from perfmode.base.platform import cpu_model
 from perfmode.config.schema import available_cores
 
@@ -70,6 +71,25 @@ def ratios(a: dict[str, Any], b: dict[str, Any] | None) -> dict[str, float | Non
         key: round(a[key] / b[key], 3) if a[key] and b[key] else None
         for key in ("steps_per_s", "cpu_cores", "peak_memory_mib")
     }
+
+
+def bench_notes(
+    rows: dict[str, Any], segment_seconds: float, threads: dict[str, Any] | None
+) -> list[str]:
+    """What the reader of a bench's table should know: a mode that showed no progress, a
+    thread trial that was not over."""
+    notes = [
+        f"no progress of {mode} mode was seen in its {segment_seconds:.1f}-s "
+        "segments (this config's rollouts or updates take longer); give it more --minutes"
+        for mode in (Mode.QUIET.value, Mode.PERFORMANCE.value)
+        if not rows[mode]["steps_per_s"]
+    ]
+    if (threads or {}).get("choice") == "trying":
+        notes.append(
+            "performance mode was still trying thread counts during the bench; its "
+            "figures include the trial (give it more --minutes)"
+        )
+    return notes
 
 
 def metrics_timeline(path: Path, t0: float) -> list[tuple[float, float, str]]:

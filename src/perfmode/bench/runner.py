@@ -1,12 +1,12 @@
 """One bench, top to bottom: :meth:`Bench.run` starts the trainer and plain SB3, warms up,
-alternates the modes, measures plain SB3, and stops everything whatever happens."""
+alternates the modes, measures plain SB3, and stops everything whatever happens. The
+waiting, sampling and reading of the trainer's files is :class:`~perfmode.bench.watch.Watch`'s."""
 
 from __future__ import annotations
 
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +15,20 @@ import yaml
 from perfmode.base.clock import parse_time
 from perfmode.base.home import Home
 from perfmode.base.modes import Mode
-from perfmode.bench.figures import Tally, machine_info, ratio, ratios
+from perfmode.bench.figures import Tally, bench_notes, machine_info, ratio, ratios
 from perfmode.bench.plan import (
     APPLY_TIMEOUT_S,
     HUGE_TIMESTEPS,
-    SAMPLE_S,
     START_TIMEOUT_S,
     BenchRequest,
     Plan,
     Progress,
 )
-from perfmode.bench.processes import Child, read_event, tree_cpu_seconds, tree_rss
+from perfmode.bench.processes import Child, read_event, tree_cpu_seconds
+from perfmode.bench.watch import Watch
 from perfmode.config.schema import Config, config_to_mapping
 from perfmode.errors import PerfmodeError
-from perfmode.governor.gpu import GpuHealth
-from perfmode.governor.load import LoadSensor
 from perfmode.settings.store import SettingsStore
-from perfmode.status.file import read_status
-from perfmode.status.model import TrainerStatus
 from perfmode.training.command import train_command
 
 
@@ -45,30 +41,23 @@ class Bench:
         self.home = Home(root)
         self.store = SettingsStore(self.home.settings)
         self.events = root / "reference-events.jsonl"
-        self.progress = progress
-        self.load = LoadSensor(interval=1.0)
-        self.foreign: list[float] = []
+        self.watch = Watch(
+            root, self.home, self.plan.mode_seconds + self.plan.reference_seconds, progress
+        )
         self.tallies = {Mode.QUIET: Tally(), Mode.PERFORMANCE: Tally()}
         self.reference: Tally | None = None
         self.segments: list[dict[str, Any]] = []
-        self.children: list[Child] = []
-        self.live: list[Child] = []
         self.device = "cpu"
-        # The card's name for the machine line; its use is sampled only while the run
-        # trains on CUDA (on the CPU another program's GPU work would be counted as ours).
-        self.gpu = GpuHealth()
         self.threads: dict[str, Any] | None = None
         self.t0_wall = time.time()
         self.t0 = time.monotonic()
-        self._phase = ("starting", 0.0, 0.0, self.t0)
-        self._measuring: tuple[Tally, Child] | None = None
-        self.trainer: Child | None = None
 
     # -- the run, top to bottom --
 
     def run(self) -> dict[str, Any]:
         try:
-            self.trainer = trainer = self._spawn("trainer", self._trainer_cmd(), "trainer.log")
+            trainer = self.watch.spawn("trainer", self._trainer_cmd(), "trainer.log")
+            self.watch.trainer = trainer
             # Plain SB3 imports and builds its model meanwhile, then waits for its turn.
             reference = self._spawn_reference() if self.plan.reference else None
             self._warm_up()
@@ -77,9 +66,7 @@ class Bench:
             if reference is not None:
                 self._measure_reference(reference)
         finally:
-            for child in self.children:
-                child.stop()
-            self.gpu.close()
+            self.watch.close()
         return self.result()
 
     def _trainer_cmd(self) -> list[str]:
@@ -91,7 +78,7 @@ class Bench:
     def _spawn_reference(self) -> Child:
         cmd = [sys.executable, "-m", "perfmode.bench.reference", "--events", str(self.events)]
         cmd += ["--seconds", f"{self.plan.reference_seconds:.3f}", *self._config_args()]
-        return self._spawn("plain SB3 reference", cmd, "reference.log", stdin=True)
+        return self.watch.spawn("plain SB3 reference", cmd, "reference.log", stdin=True)
 
     def _config_args(self) -> list[str]:
         # One file for both children: the same env, data and hyperparameters, by construction.
@@ -102,30 +89,30 @@ class Bench:
 
     def _warm_up(self) -> None:
         """Start-up, the first update, and performance mode's thread trial: not measured."""
-        self._set_phase("starting (not measured)", 0.0)
+        self.watch.phase("starting (not measured)", 0.0)
 
         def started() -> bool:
             ready = not self.plan.reference or read_event(self.events, "ready") is not None
-            return ready and self._metrics_rows() >= 1
+            return ready and self.watch.metrics_rows() >= 1
 
-        if not self._sample(START_TIMEOUT_S, started):
+        if not self.watch.sample(START_TIMEOUT_S, started):
             raise PerfmodeError(
                 f"the trainer or plain SB3 did not finish starting within {START_TIMEOUT_S:g} s; "
                 "is the config very large for this machine?"
             )
-        self.device = self._status().run.device or self.device
+        self.device = self.watch.status().run.device or self.device
         if self.device != "cuda":
-            self.gpu.close()
+            self.watch.gpu.close()
         # Only now: the trial must not take plain SB3's start-up for another program's load.
         self.store.set_mode(Mode.PERFORMANCE, changed_by="bench")
-        self._set_phase("warming up: performance mode picks its threads (not measured)", 0.0)
-        rows = self._metrics_rows()
-        self._sample(self.plan.trial_seconds, lambda: self._threads_settled(rows))
+        self.watch.phase("warming up: performance mode picks its threads (not measured)", 0.0)
+        rows = self.watch.metrics_rows()
+        self.watch.sample(self.plan.trial_seconds, lambda: self._threads_settled(rows))
 
     def _threads_settled(self, rows_before: int) -> bool:
-        status = self._status()
+        status = self.watch.status()
         choice = status.threads.choice
-        rows = self._metrics_rows() - rows_before
+        rows = self.watch.metrics_rows() - rows_before
         if status.mode.applied_mode != Mode.PERFORMANCE.value:
             return False
         # A trial starts after the switch's cycle and one more: three rows show its state.
@@ -137,16 +124,16 @@ class Bench:
             mode = Mode.QUIET if i % 2 == 0 else Mode.PERFORMANCE
             start_wall, start = time.time(), time.monotonic()
             self.store.set_mode(mode, changed_by="bench")
-            self._set_phase(f"{mode.value} {i + 1}/{plan.segments}", plan.segment_seconds)
+            self.watch.phase(f"{mode.value} {i + 1}/{plan.segments}", plan.segment_seconds)
 
             def applied(mode: Mode = mode) -> bool:
-                return self._status().mode.applied_mode == mode.value
+                return self.watch.status().mode.applied_mode == mode.value
 
-            if not self._sample(APPLY_TIMEOUT_S, applied):
+            if not self.watch.sample(APPLY_TIMEOUT_S, applied):
                 raise PerfmodeError(
                     f"the trainer did not apply {mode.value} mode within {APPLY_TIMEOUT_S:g} s"
                 )
-            self._sample(start + plan.settle_seconds - time.monotonic())
+            self.watch.sample(start + plan.settle_seconds - time.monotonic())
             window = self._measure_window(trainer, mode, start + plan.segment_seconds)
             self.segments.append(
                 {
@@ -156,7 +143,7 @@ class Bench:
                     **window,
                 }
             )
-        threads = self._status().threads
+        threads = self.watch.status().threads
         self.threads = threads.to_json() if threads.choice else None
 
     def _measure_window(self, trainer: Child, mode: Mode, until: float) -> dict[str, Any]:
@@ -166,7 +153,7 @@ class Bench:
         beats: list[tuple[float, int]] = []  # (heartbeat, timesteps) written in the window
 
         def beat() -> bool:
-            status = self._status()
+            status = self.watch.status()
             at, steps = parse_time(status.run.heartbeat), status.progress.timesteps
             if at is None or steps is None or status.mode.applied_mode != mode:
                 return False
@@ -174,9 +161,8 @@ class Bench:
                 beats.append((at.timestamp(), steps))
             return False
 
-        self._measuring = (tally, trainer)
-        self._sample(max(until - t0, 1.0), beat)
-        self._measuring = None
+        with self.watch.measuring(tally, trainer):
+            self.watch.sample(max(until - t0, 1.0), beat)
         wall, cpu = time.monotonic() - t0, tree_cpu_seconds(trainer.root) - cpu0
         steps, seconds = 0, 0.0
         if len(beats) >= 2:
@@ -189,26 +175,24 @@ class Bench:
         }
 
     def _stop(self, child: Child) -> None:
-        self._set_phase(f"stopping the {child.name}", 0.0)
-        self.live.remove(child)
-        child.stop()
+        self.watch.phase(f"stopping the {child.name}", 0.0)
+        self.watch.stop(child)
 
     def _measure_reference(self, child: Child) -> None:
         plan, events = self.plan, self.events
-        self._set_phase("plain SB3: first rollout and update (not measured)", 0.0)
+        self.watch.phase("plain SB3: first rollout and update (not measured)", 0.0)
         child.send("go")
-        start = self._sample(START_TIMEOUT_S, lambda: read_event(events, "measuring"))
+        start = self.watch.sample(START_TIMEOUT_S, lambda: read_event(events, "measuring"))
         if not start:
             raise PerfmodeError(
                 f"plain SB3 did not finish its first update within {START_TIMEOUT_S:g} s"
             )
-        self._set_phase("plain SB3", plan.reference_seconds)
+        self.watch.phase("plain SB3", plan.reference_seconds)
         self.reference = tally = Tally()
-        self._measuring = (tally, child)
-        done = self._sample(
-            plan.reference_seconds + START_TIMEOUT_S, lambda: read_event(events, "done")
-        )
-        self._measuring = None
+        with self.watch.measuring(tally, child):
+            done = self.watch.sample(
+                plan.reference_seconds + START_TIMEOUT_S, lambda: read_event(events, "done")
+            )
         if not done:
             raise PerfmodeError("plain SB3 did not stop when its time was up")
         seconds = done["time"] - start["time"]
@@ -216,81 +200,22 @@ class Bench:
         tally.add(done["timesteps"] - start["timesteps"], seconds, cpu, seconds)
         self._stop(child)
 
-    # -- sampling --
-
-    def _spawn(self, name: str, cmd: list[str], log: str, *, stdin: bool = False) -> Child:
-        child = Child(name, cmd, self.root / log, stdin=stdin)
-        self.children.append(child)
-        self.live.append(child)
-        return child
-
-    def _sample(self, seconds: float, until: Callable[[], Any] | None = None) -> Any:
-        """Sample every SAMPLE_S for ``seconds`` or until ``until()`` is truthy (its value);
-        a child that exits meanwhile is an error."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if until is not None and (value := until()):
-                return value
-            for child in self.live:
-                # The trainer's target lies far past the bench's time: an exit 0 is a stop (a
-                # signal while it trained, saved, or while it started, nothing to save).
-                child.check_alive(lambda c=child: c is self.trainer and self._trainer_stopped(c))
-            reading = self.load.poll()
-            if self._measuring is not None:
-                tally, child = self._measuring
-                tally.peak_rss = max(tally.peak_rss, tree_rss(child.root))
-                gpu = self.gpu.read()
-                tally.add_gpu(gpu.util_pct, gpu.mem_used_mib)
-                if reading is not None:
-                    tally.foreign.append(reading.foreign_cores)
-                    self.foreign.append(reading.foreign_cores)
-            self._report()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            time.sleep(min(SAMPLE_S, left))
-
-    def _set_phase(self, what: str, length: float) -> None:
-        _, base, previous, _ = self._phase
-        self._phase = (what, base + previous, length, time.monotonic())
-        self._report()
-
-    def _report(self) -> None:
-        if self.progress is None:
-            return
-        what, base, length, since = self._phase
-        done = base + min(length, time.monotonic() - since)
-        self.progress(what, done, self.plan.mode_seconds + self.plan.reference_seconds)
-
-    def _trainer_stopped(self, trainer: Child) -> bool:
-        return trainer.proc.returncode == 0 or self._status().run.state == "stopped"
-
-    def _status(self) -> TrainerStatus:
-        return read_status(self.home.status_file()) or TrainerStatus()
-
-    def _metrics_rows(self) -> int:
-        try:
-            with open(self.home.metrics_file(), "rb") as f:
-                return max(0, sum(1 for _ in f) - 1)
-        except OSError:
-            return 0
-
     # -- results --
 
     def result(self) -> dict[str, Any]:
         rows = {mode.value: self.tallies[mode].row() for mode in self.tallies}
         rows["plain_sb3"] = self.reference.row() if self.reference else None
-        perf = rows["performance"]
+        perf, foreign = rows["performance"], self.watch.foreign
         return {
             "rows": rows,
             "ratios": {
                 "performance/quiet": ratios(perf, rows["quiet"]),
                 "performance/plain_sb3": ratios(perf, rows["plain_sb3"]),
             },
-            "machine": machine_info(self.device, self.gpu.name),
+            "machine": machine_info(self.device, self.watch.gpu.name),
             "foreign_cpu": {
-                "mean_cores": round(statistics.fmean(self.foreign), 3) if self.foreign else None,
-                "max_cores": round(max(self.foreign), 3) if self.foreign else None,
+                "mean_cores": round(statistics.fmean(foreign), 3) if foreign else None,
+                "max_cores": round(max(foreign), 3) if foreign else None,
             },
             "performance_threads": self.threads,
             "config": self.request.config_name,
@@ -298,21 +223,6 @@ class Bench:
             "plan": self.plan.as_dict(),
             "segments": self.segments,
             "elapsed_seconds": round(time.monotonic() - self.t0, 1),
-            "notes": self._notes(rows),
+            "notes": bench_notes(rows, self.plan.segment_seconds, self.threads),
             "plot": None,
         }
-
-    def _notes(self, rows: dict[str, Any]) -> list[str]:
-        notes = [
-            f"no progress of {mode} mode was seen in its {self.plan.segment_seconds:.1f}-s "
-            "segments (this config's rollouts or updates take longer); give it more --minutes"
-            for mode in (Mode.QUIET.value, Mode.PERFORMANCE.value)
-            if not rows[mode]["steps_per_s"]
-        ]
-        threads = self.threads or {}
-        if threads.get("choice") == "trying":
-            notes.append(
-                "performance mode was still trying thread counts during the bench; its "
-                "figures include the trial (give it more --minutes)"
-            )
-        return notes
