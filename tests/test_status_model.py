@@ -1,10 +1,12 @@
 """The typed status: perfmode 0.1.0's status.json reads back whole, garbage never raises,
-and the page's script reads only keys the model writes."""
+a field added to the model needs no code to write or read it, and the page's script reads
+only keys the model writes."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,11 @@ import pytest
 from perfmode.base.home import Home
 from perfmode.cli.mode import status_lines
 from perfmode.status.model import (
-    NEWER_KEYS,
+    FLAT_SECTIONS,
+    BudgetStatus,
     GpuStatus,
     OomEvent,
+    RunSection,
     RunView,
     ThreadsStatus,
     TrainerStatus,
@@ -100,7 +104,7 @@ def test_the_page_reads_only_keys_the_status_model_writes() -> None:
     assert run, "app.js no longer reads a run as `st`: update this check"
     unknown = run - run_keys() - REPORT_KEYS - PAGE_ONLY
     assert not unknown, f"app.js reads keys no status has: {sorted(unknown)}"
-    unknown = threads - set(ThreadsStatus(choice="auto").to_json()) - run_keys()
+    unknown = threads - {f.name for f in fields(ThreadsStatus)} - run_keys()
     assert not unknown, f"app.js reads keys no status has: {sorted(unknown)}"
 
 
@@ -111,4 +115,52 @@ def test_perfmode_status_of_a_home_shows_an_old_file_as_it_was(home: Home) -> No
     report = build_status(home)
     (run,) = report["runs"]
     assert {k: run[k] for k in json.loads(old)} == json.loads(old)
-    assert set(run) == run_keys() - NEWER_KEYS
+    # Nothing the file did not have, besides what the report adds about the process.
+    assert set(run) - set(json.loads(old)) == {
+        "running",
+        "alive",
+        "suspended",
+        "not_responding_since",
+    }
+    assert set(run) <= run_keys()
+
+
+# A field added since 0.1.0, as adding one is done: a line in its section, nothing else.
+@dataclass
+class RunWithNote(RunSection):
+    note: str | None = None
+
+
+@dataclass
+class StatusWithNote(TrainerStatus):
+    run: RunWithNote = field(default_factory=RunWithNote)
+
+
+def test_a_new_field_is_left_out_while_none_and_read_back_once_set() -> None:
+    old = json.loads((DATA / "0.1.0-training.json").read_text())
+    status = StatusWithNote.from_json(old)
+    assert status.run.note is None
+    assert status.to_json() == old  # an old file stays the same file
+    status.run.note = "hello"
+    written = status.to_json()
+    assert written == {**old, "note": "hello"}
+    assert StatusWithNote.from_json(written).run.note == "hello"
+    # Sections added since are left out the same way while nothing is in them.
+    assert "budget" not in TrainerStatus().to_json()
+    assert TrainerStatus(budget=BudgetStatus(state="waiting")).to_json()["budget"] == {
+        "state": "waiting"
+    }
+
+
+def test_the_keys_written_as_null_are_exactly_the_0_1_0_files() -> None:
+    old = json.loads((DATA / "0.1.0-training.json").read_text())
+    written = TrainerStatus().to_json()  # every field None, every list empty
+    assert set(written) == set(old)
+    for name in ("threads", "gpu"):
+        assert set(written[name]) == set(old[name])
+
+
+def test_no_two_flat_sections_share_a_key() -> None:
+    # Their keys sit side by side at the top of the file: a shared name would be one key.
+    keys = [f.name for name in FLAT_SECTIONS for f in fields(getattr(TrainerStatus(), name))]
+    assert len(keys) == len(set(keys))

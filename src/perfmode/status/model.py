@@ -7,11 +7,18 @@ is an attribute error, not a silent miss.
 
 status.json is a file anyone can edit, so parsing never raises: a value of the wrong type
 (or NaN, or a section that is not an object) reads as None, an unknown key is dropped, a
-missing one is None. The JSON shape is the one perfmode 0.1.0 wrote: the flat sections'
-keys sit at the top level, ``threads`` and ``gpu`` are objects, ``oom_events`` a list.
+missing one is None.
 
-Adding a field: one line in its section here, one assignment where the trainer knows it
-(plus the places that show it and the README's example).
+The JSON shape is the one perfmode 0.1.0 wrote: the flat sections' keys sit at the top
+level, ``threads`` and ``gpu`` are objects, ``oom_events`` a list. Each key 0.1.0 wrote
+(``KEYS_0_1_0``, a record of that file that never grows) is written even when None, so its
+files read back as they were; every key added since is left out while it is None (a section
+while all its fields are, a list while empty), so a file written without it is the same file.
+
+Adding a field: one line ``name: type | None = None`` in its section here (a new key of a
+flat section must not be a key of another flat section: a test checks) and one assignment
+where the trainer knows it, plus the places that show it. A new section: a class here and
+one line in :class:`TrainerStatus`; it is an object under its own name.
 """
 
 from __future__ import annotations
@@ -21,14 +28,29 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from functools import cache
-from typing import Any, Self
+from typing import Any, ClassVar, Self
+
+
+def _keys(names: str) -> frozenset[str]:
+    return frozenset(names.split())
 
 
 class _Section:
-    """A flat group of scalar fields (str, int, float or bool, each or None)."""
+    """A group of scalar fields (str, int, float or bool, each or None)."""
+
+    KEYS_0_1_0: ClassVar[frozenset[str]] = frozenset()
+    """Its keys in perfmode 0.1.0's status.json: written as null when None. Never grows."""
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        out = {}
+        for name, _ in _kinds(type(self)):
+            value = getattr(self, name)
+            if value is not None or name in self.KEYS_0_1_0:
+                out[name] = value
+        return out
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name, _ in _kinds(type(self)))
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
@@ -90,11 +112,7 @@ class RunSection(_Section):
     heartbeat: str | None = None
     """Set by the writer at each write."""
 
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if self.pid_started is None:  # written by a perfmode without the home's budget
-            del out["pid_started"]
-        return out
+    KEYS_0_1_0 = _keys("pid run state device started_at heartbeat")
 
 
 @dataclass
@@ -106,11 +124,15 @@ class ProgressSection(_Section):
     eta_s: float | None = None
     eta_at: str | None = None
 
+    KEYS_0_1_0 = _keys("timesteps total_timesteps fps eta_s eta_at")
+
 
 @dataclass
 class CheckpointSection(_Section):
     last_checkpoint: str | None = None
     last_checkpoint_timesteps: int | None = None
+
+    KEYS_0_1_0 = _keys("last_checkpoint last_checkpoint_timesteps")
 
 
 @dataclass
@@ -123,6 +145,11 @@ class ModeSection(_Section):
     applied_during: str | None = None
     settings_problem: str | None = None
 
+    KEYS_0_1_0 = _keys(
+        "requested_mode applied_mode mode_reason paused_since applied_at applied_during "
+        "settings_problem"
+    )
+
 
 @dataclass
 class KnobsSection(_Section):
@@ -133,6 +160,8 @@ class KnobsSection(_Section):
     cuda_memory_fraction: float | None = None
     batch_cap: int | None = None
 
+    KEYS_0_1_0 = _keys("batch_size n_epochs torch_threads cpu_share cuda_memory_fraction batch_cap")
+
 
 @dataclass
 class IdleSection(_Section):
@@ -140,11 +169,15 @@ class IdleSection(_Section):
     input_idle_source: str | None = None
     input_idle_unknown: str | None = None
 
+    KEYS_0_1_0 = _keys("input_idle_s input_idle_source input_idle_unknown")
+
 
 @dataclass
 class LoadSection(_Section):
     foreign_cpu: float | None = None
     other_trainers_cpu: float | None = None
+
+    KEYS_0_1_0 = _keys("foreign_cpu other_trainers_cpu")
 
 
 @dataclass
@@ -155,12 +188,9 @@ class ThreadsStatus(_Section):
     update: int | None = None
     free_cores: float | None = None
     reason: str | None = None
+    """Both None for a fixed count (``profile``): nothing measured to explain."""
 
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if self.choice == "profile":  # a fixed count has nothing measured to explain
-            del out["free_cores"], out["reason"]
-        return out
+    KEYS_0_1_0 = _keys("choice rollout update")
 
 
 @dataclass
@@ -175,6 +205,10 @@ class GpuStatus(_Section):
     guard: str | None = None
     """Why quiet's knobs run while the GPU is hot; None when it is not."""
     guard_limit_c: float | None = None
+
+    KEYS_0_1_0 = _keys(
+        "name util_pct mem_used_mib mem_total_mib temp_c power_w problem guard guard_limit_c"
+    )
 
 
 @dataclass
@@ -200,10 +234,12 @@ class OomEvent(_Section):
     failed_batch: int | None = None
     new_batch: int | None = None
 
+    KEYS_0_1_0 = _keys("at timesteps failed_batch new_batch")
 
-# The flat sections, in the order their keys appear in the file.
-_FLAT = ("run", "progress", "checkpoint", "mode", "knobs", "idle", "load")
-_MAX_OOM_EVENTS = 1000  # a hand-made file with a million events is read, not all of it
+
+# The sections whose keys sit at the top level, as in 0.1.0; any other is an object.
+FLAT_SECTIONS = frozenset({"run", "progress", "checkpoint", "mode", "knobs", "idle", "load"})
+_MAX_ITEMS = 1000  # a hand-made file with a million OOM events is read, not all of it
 
 
 @dataclass
@@ -222,31 +258,46 @@ class TrainerStatus:
     budget: BudgetStatus = field(default_factory=BudgetStatus)
     oom_events: list[OomEvent] = field(default_factory=list)
 
+    KEYS_0_1_0: ClassVar[frozenset[str]] = _keys("threads gpu oom_events")
+    """Its objects and lists in 0.1.0's file (besides the flat sections): written even when
+    empty."""
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in _FLAT:
-            out.update(getattr(self, name).to_json())
-        out["threads"] = self.threads.to_json()
-        out["gpu"] = self.gpu.to_json()
-        if self.budget.state is not None:  # none in a file of a perfmode without it
-            out["budget"] = self.budget.to_json()
-        out["oom_events"] = [e.to_json() for e in self.oom_events]
+        for name, _, is_list in _parts(type(self)):
+            part = getattr(self, name)
+            if name in FLAT_SECTIONS:
+                out.update(part.to_json())
+            elif name in self.KEYS_0_1_0 or (part if is_list else not part.is_empty()):
+                out[name] = [e.to_json() for e in part] if is_list else part.to_json()
         return out
 
     @classmethod
     def from_json(cls, data: Any) -> TrainerStatus:
         data = data if isinstance(data, dict) else {}
-        hints = typing.get_type_hints(cls)
-        sections = {name: hints[name].from_json(data) for name in _FLAT}
-        events = data.get("oom_events")
-        events = events[:_MAX_OOM_EVENTS] if isinstance(events, list) else []
-        return cls(
-            **sections,
-            threads=ThreadsStatus.from_json(data.get("threads")),
-            gpu=GpuStatus.from_json(data.get("gpu")),
-            budget=BudgetStatus.from_json(data.get("budget")),
-            oom_events=[OomEvent.from_json(e) for e in events if isinstance(e, dict)],
-        )
+        parts: dict[str, Any] = {}
+        for name, kind, is_list in _parts(cls):
+            if name in FLAT_SECTIONS:
+                parts[name] = kind.from_json(data)
+            elif is_list:
+                items = data.get(name)
+                items = items[:_MAX_ITEMS] if isinstance(items, list) else []
+                parts[name] = [kind.from_json(x) for x in items if isinstance(x, dict)]
+            else:
+                parts[name] = kind.from_json(data.get(name))
+        return cls(**parts)
+
+
+@cache
+def _parts(cls: type[TrainerStatus]) -> tuple[tuple[str, type[_Section], bool], ...]:
+    """(name, section class, whether it is a list of them) for each of the status's fields."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        is_list = typing.get_origin(hint) is list
+        out.append((f.name, typing.get_args(hint)[0] if is_list else hint, is_list))
+    return tuple(out)
 
 
 @dataclass
@@ -286,12 +337,10 @@ class RunView:
         )
 
 
-NEWER_KEYS = frozenset({"pid_started", "budget"})
-"""Keys only a trainer with the home's budget writes (an older file has none of them)."""
-
-
-# Keys of a run in `perfmode status --json` and the page, for the check that the page's
-# script reads only keys that exist.
 def run_keys() -> set[str]:
-    status = TrainerStatus(threads=ThreadsStatus(choice="auto"), budget=BudgetStatus(state="?"))
-    return set(RunView(status).to_json())
+    """Every key a run may have in ``perfmode status --json`` and on the page, those left out
+    while None included (for the check that the page's script reads only keys that exist)."""
+    keys = set(RunView(TrainerStatus()).to_json())
+    for name, kind, _ in _parts(TrainerStatus):
+        keys |= {f.name for f in fields(kind)} if name in FLAT_SECTIONS else {name}  # type: ignore[arg-type]
+    return keys
