@@ -126,7 +126,14 @@ def test_a_dead_run_or_a_recycled_pid_holds_no_share(home: Home) -> None:
     assert [p.run for p in live_peers(home)] == ["live"]
     # Whatever the file holds, the reader says no rather than fail.
     for junk in ({"pid": True, "pid_started": 1.0}, {"pid": 2**40}, {"pid_started": "x"}, {}):
-        assert peer_of("x", {"state": "training", **junk}) is None
+        assert peer_of("x", TrainerStatus.from_json({"state": "training", **junk})) is None
+    home.make_run_dir("junk")
+    for text in ("[1]", "{", '{"state": "training", "pid": 1.5, "budget": [1]}', "\x00" * 9):
+        home.status_file("junk").write_text(text)
+        assert [p.run for p in live_peers(home)] == ["live"]
+    # A share of cores no machine has reads as one core.
+    _status(home, "junk", pid=me.pid, pid_started=started, budget={"cores": 10**400})
+    assert {p.run: p.cores for p in live_peers(home)} == {"live": 1, "junk": 1}
 
 
 def test_status_shows_each_runs_share_state_and_why(home: Home) -> None:

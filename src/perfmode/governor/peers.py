@@ -6,37 +6,36 @@ holds check theirs, so a pid the system gave to another process after a trainer 
 -9 included) holds no share, and the share comes free at the next look. A run that finished,
 stopped or failed, or whose process is suspended (Ctrl-Z), holds none either.
 
-Reading costs one small file and one /proc lookup per run; trainers look every
-``REFRESH_S`` (and while they wait, as often), so with dozens of runs it stays well under
-1 % of a core each.
+Each file is read as a :class:`~perfmode.status.model.TrainerStatus`, so whatever it holds
+reads as a run or as none, never an exception. Reading costs one small file and one /proc
+lookup per run; trainers look every ``REFRESH_S`` (and while they wait, as often), so with
+dozens of runs it stays well under 1 % of a core each.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psutil
 
 from perfmode.base.home import Home
 from perfmode.governor.budget import Peer
 from perfmode.settings.holds import START_TOLERANCE_S
-from perfmode.status.file import read_json_object
+from perfmode.status.file import read_status
+from perfmode.status.model import TrainerStatus
 
 REFRESH_S = 0.5
 """How often a trainer reads the home's status files again (a core freed is seen this fast)."""
 LIVE_STATES = frozenset({"training", "waiting", "paused"})
 
 
-def peer_of(run: str, status: dict[str, Any]) -> Peer | None:
+def peer_of(run: str, status: TrainerStatus) -> Peer | None:
     """The run of ``status`` if its own process still runs, else None."""
-    pid, started = status.get("pid"), status.get("pid_started")
-    if status.get("state") not in LIVE_STATES:
+    pid, started = status.run.pid, status.run.pid_started
+    if status.run.state not in LIVE_STATES:
         return None
-    if type(pid) is not int or not 0 < pid < 2**31:
-        return None
-    if isinstance(started, bool) or not isinstance(started, int | float):
+    if pid is None or not 0 < pid < 2**31 or started is None:
         return None
     try:
         proc = psutil.Process(pid)
@@ -55,9 +54,8 @@ def peer_of(run: str, status: dict[str, Any]) -> Peer | None:
         psutil.STATUS_TRACING_STOP,
     ):
         return None
-    budget = status.get("budget")
-    cores = budget.get("cores") if isinstance(budget, dict) else None
-    if type(cores) is not int or not 1 <= cores <= 1024:
+    cores = status.budget.cores
+    if cores is None or not 1 <= cores <= 1024:
         cores = 1
     return Peer(run, pid, float(started), cores)
 
@@ -66,7 +64,7 @@ def live_peers(home: Home) -> list[Peer]:
     """The home's live runs (any order; :func:`perfmode.governor.budget.in_line` orders)."""
     found = []
     for run in home.run_names():
-        status = read_json_object(home.status_file(run))
+        status = read_status(home.status_file(run))
         if status is not None and (peer := peer_of(run, status)) is not None:
             found.append(peer)
     return found

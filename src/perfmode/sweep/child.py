@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 
 from perfmode.base.home import Home
 from perfmode.base.platform import own_group_kwargs, stop_child, stopped_with_parent
-from perfmode.status.file import read_json_object
+from perfmode.status.file import read_json_object, read_status
 from perfmode.training.command import train_command
 from perfmode.training.validation import VALIDATION_FILE
 
@@ -96,6 +96,5 @@ def wait_for_run_lock(home: Home, run: str, patience: float = 120.0) -> bool:
 
 
 def steps_of(home: Home, run: str) -> int | None:
-    status = read_json_object(home.status_file(run)) or {}
-    steps = status.get("timesteps")
-    return steps if isinstance(steps, int) else None
+    status = read_status(home.status_file(run))
+    return status.progress.timesteps if status is not None else None

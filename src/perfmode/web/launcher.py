@@ -32,7 +32,7 @@ from perfmode.base.platform import detached_kwargs, stop_process
 from perfmode.base.smallfile import kind_of
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.governor.peers import peer_of
-from perfmode.status.file import is_alive, is_writer, read_json_object, read_status
+from perfmode.status.file import is_alive, is_writer, read_status
 from perfmode.training import command
 from perfmode.web.security import TOKEN_ENV
 
@@ -139,14 +139,14 @@ class Launcher:
             if launch.running and not self._has_status(launch):
                 return False  # still loading: what it will get is not known yet
         for run in self.home.run_names():
-            status = read_json_object(self.home.status_file(run))
-            if status and status.get("state") == "waiting" and peer_of(run, status):
+            status = read_status(self.home.status_file(run))
+            if status and status.run.state == "waiting" and peer_of(run, status):
                 return False
         return True
 
     def _has_status(self, launch: Launch) -> bool:
-        status = read_json_object(self.home.status_file(launch.run)) or {}
-        return launch.proc is not None and status.get("pid") == launch.proc.pid
+        status = read_status(self.home.status_file(launch.run))
+        return launch.proc is not None and status is not None and status.run.pid == launch.proc.pid
 
     def _start_queued(self) -> bool:
         """Start the oldest queued trainer if there is room; True when one started."""
