@@ -249,6 +249,9 @@ class FakeChild:
     def terminate(self) -> None:
         self.calls.append("terminate")
 
+    def kill(self) -> None:
+        self.calls.append("kill")
+
 
 def test_stopping_a_child_and_forwarding_a_stop_per_system() -> None:
     posix, windows = FakeChild(), FakeChild()
@@ -262,6 +265,14 @@ def test_stopping_a_child_and_forwarding_a_stop_per_system() -> None:
     assert posix.calls == [signal.SIGINT, signal.SIGTERM]
     # Windows: the console gave the child its own Ctrl-C; passing it on would be a second.
     assert windows.calls == ["terminate"]
+
+
+def test_quitting_a_child_at_once_per_system() -> None:
+    posix, windows = FakeChild(), FakeChild()
+    pf.quit_child(posix, system="linux")
+    pf.quit_child(windows, system="windows")
+    # POSIX: the trainer's second Ctrl-C. Windows: a child in its own group gets no Ctrl-C.
+    assert posix.calls == [signal.SIGINT] and windows.calls == ["kill"]
 
 
 def test_the_signals_a_stop_listens_for() -> None:
@@ -429,11 +440,12 @@ def _installed_for_stand_in(monkeypatch: pytest.MonkeyPatch, module: object, ent
 def test_every_stop_listens_to_the_platforms_signals(monkeypatch: pytest.MonkeyPatch) -> None:
     from perfmode.cli import train as train_cli
     from perfmode.schedule import daemon
-    from perfmode.training import stop
+    from perfmode.training import seeds, stop
 
     assert _installed_for_stand_in(monkeypatch, stop, lambda: stop.StopRequest().installed())
     assert _installed_for_stand_in(monkeypatch, daemon, daemon.stop_on_signals)
     assert _installed_for_stand_in(monkeypatch, train_cli, train_cli._stop_before_training)
+    assert _installed_for_stand_in(monkeypatch, seeds, seeds.SeedRuns([])._handlers)
 
 
 def test_a_child_stopped_with_its_parent_is_wrapped_on_linux_only() -> None:

@@ -10,8 +10,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from perfmode.base.home import Home
+from perfmode.base.platform import process
 from perfmode.checkpoint.folders import list_checkpoints
+from perfmode.training import seeds
 from tests.conftest import run_perfmode
 from tests.trainkit import write_config
 
@@ -81,6 +85,43 @@ def test_one_ctrl_c_at_the_terminal_is_one_stop_for_every_run() -> None:
     got = [line for line in (lines + out.splitlines()) if " got " in line]
     assert sorted(line.strip() for line in got) == ["[s0] s0 got SIGTERM", "[s1] s1 got SIGTERM"]
     assert parent.returncode == 0
+
+
+class _WindowsChild:
+    """A child as Windows' ``Popen`` has it: ``send_signal`` takes no Ctrl-C."""
+
+    pid = 4242
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+
+    def poll(self) -> None:
+        return None
+
+    def send_signal(self, sig: int) -> None:
+        if sig == signal.SIGINT:
+            raise ValueError("Unsupported signal: 2")
+        self.calls.append(sig)
+
+    def kill(self) -> None:
+        self.calls.append("kill")
+
+
+def test_a_second_stop_quits_the_children_the_way_the_system_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def quit_child(proc: object) -> None:
+        process.quit_child(proc, system="windows")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(seeds, "stop_process", lambda pid: None)
+    monkeypatch.setattr(seeds, "quit_child", quit_child)
+    runs = seeds.SeedRuns([])
+    children = [_WindowsChild(), _WindowsChild()]
+    runs.procs = children  # type: ignore[assignment]
+    runs._stop(signal.SIGINT, None)
+    assert [c.calls for c in children] == [[], []]  # the first: save and stop
+    runs._stop(signal.SIGINT, None)
+    assert [c.calls for c in children] == [["kill"], ["kill"]]
 
 
 def test_seeds_train_one_run_each_and_the_same_command_resumes_each(home: Home, tmp_path) -> None:

@@ -9,10 +9,11 @@ The parent:
 - prints each child's lines prefixed with its run name (the children see a pipe, so they
   print progress lines, not bars);
 - waits for all of them;
-- turns one Ctrl-C or SIGTERM into one stop for every child (SIGTERM: stop at the next safe
+- turns one stop (Ctrl-C or SIGTERM; Ctrl-Break on Windows: the platform's
+  ``stop_signals``) into one stop for every child (``stop_process``: stop at the next safe
   point and save), whichever process the signal reached: the children run in their own
   process group, so a terminal's Ctrl-C reaches the parent only and never twice; a second
-  Ctrl-C is forwarded as Ctrl-C, which makes the children quit at once, as it does one
+  stop makes the children quit at once (``quit_child``), as a second Ctrl-C does one
   trainer;
 - exits with the worst child's status (0 only when every child succeeded).
 """
@@ -29,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from perfmode.base.home import check_run_name
-from perfmode.base.platform import detached_kwargs, stop_process
+from perfmode.base.platform import detached_kwargs, quit_child, stop_process, stop_signals
 from perfmode.errors import UsageError
 
 MAX_SEEDS = 256
@@ -88,19 +89,18 @@ class SeedRuns:
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.stops += 1
-        # First stop: save and stop (SIGTERM); again: quit at once (the trainer's second Ctrl-C).
+        # First stop: save and stop; again: quit at once (the trainer's second Ctrl-C).
         for p in self.procs:
             if p.poll() is None:
                 with contextlib.suppress(OSError):
                     if self.stops == 1:
                         stop_process(p.pid)
                     else:
-                        p.send_signal(signal.SIGINT)
+                        quit_child(p)
 
     @contextlib.contextmanager
     def _handlers(self) -> Iterator[None]:
-        sigs = (signal.SIGINT, signal.SIGTERM)
-        previous = {s: signal.signal(s, self._stop) for s in sigs}
+        previous = {s: signal.signal(s, self._stop) for s in stop_signals()}
         try:
             yield
         finally:

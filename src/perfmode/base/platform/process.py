@@ -116,6 +116,17 @@ def stop_child(proc: subprocess.Popen[Any], *, system: str = SYSTEM) -> None:
         proc.terminate()
 
 
+def quit_child(proc: subprocess.Popen[Any], *, system: str = SYSTEM) -> None:
+    """The second stop, for a child that already got ``stop_process``: quit at once, as a
+    trainer's second Ctrl-C does (SIGINT, on POSIX). On Windows a child in its own process
+    group gets no Ctrl-C (and ``Popen.send_signal`` refuses SIGINT there): it is ended, which
+    saves nothing either."""
+    if system == "windows":
+        proc.kill()
+    else:
+        proc.send_signal(signal.SIGINT)
+
+
 def _present(names: list[str]) -> tuple[int, ...]:
     return tuple(getattr(signal, n) for n in names if hasattr(signal, n))
 
