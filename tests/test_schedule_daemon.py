@@ -24,6 +24,7 @@ from perfmode.errors import PerfmodeError
 from perfmode.schedule import (
     DaemonLock,
     Timetable,
+    clear_timetable,
     reconcile,
     run_daemon,
     running_daemon_pid,
@@ -31,7 +32,8 @@ from perfmode.schedule import (
     store_timetable,
     timetable_of,
 )
-from perfmode.schedule.daemon import TICK_ENV
+from perfmode.schedule.daemon import JOB_ID, TICK_ENV, _Worker
+from perfmode.schedule.timetable import day_boundaries
 from perfmode.settings.store import HAND_EDIT, SettingsStore
 from tests.conftest import PERFMODE, WAIT_S, run_perfmode, wait_for
 
@@ -165,6 +167,113 @@ def test_a_stale_pid_file_is_not_a_running_daemon(home: Home) -> None:
     assert running_daemon_pid(home) is None
     with DaemonLock(home):  # and it does not stop a new daemon
         pass
+
+
+# --- when the daemon wakes -----------------------------------------------------------------
+
+
+class Jobs:
+    """The part of APScheduler the daemon's worker uses; a job's trigger is its instant."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, datetime] = {}
+
+    def add_job(self, func: object, trigger: datetime, **kw: object) -> None:
+        self.jobs[str(kw["id"])] = trigger
+
+    def get_job(self, job_id: str) -> datetime | None:
+        return self.jobs.get(job_id)
+
+    def remove_all_jobs(self) -> None:
+        self.jobs.clear()
+
+    def fire(self) -> datetime:
+        """The one job runs (and, a date job, is gone): its instant."""
+        [at] = self.jobs.values()
+        self.jobs.clear()
+        return at
+
+
+def boundaries_after(tt: Timetable, start: datetime, n: int) -> list[datetime]:
+    """The next ``n`` boundary instants, straight from ``day_boundaries``."""
+    first = start.astimezone(tt.zone).date() - timedelta(days=1)
+    days = [first + timedelta(days=i) for i in range(10)]
+    return sorted({b.at for d in days for b in day_boundaries(tt, d) if b.at > start})[:n]
+
+
+@pytest.mark.parametrize(
+    ("timetable", "start", "expected"),
+    [
+        # Berlin springs 02:00 CET -> 03:00 CEST on Sunday 31 March 2024: 02:30 is 03:00 CEST.
+        (
+            {"night": "02:30", "day": "08:00"},
+            datetime(2024, 3, 30, 11, tzinfo=UTC),
+            [
+                datetime(2024, 3, 31, 1, tzinfo=UTC),  # 03:00 CEST
+                datetime(2024, 3, 31, 6, tzinfo=UTC),  # 08:00 CEST
+                datetime(2024, 4, 1, 0, 30, tzinfo=UTC),  # 02:30 CEST
+            ],
+        ),
+        # It falls back on 27 October: 02:30 happens twice, the first time only counts.
+        (
+            {"night": "02:30", "day": "08:00"},
+            datetime(2024, 10, 26, 12, tzinfo=UTC),
+            [
+                datetime(2024, 10, 27, 0, 30, tzinfo=UTC),  # 02:30 CEST, not 02:30 CET
+                datetime(2024, 10, 27, 7, tzinfo=UTC),  # 08:00 CET
+                datetime(2024, 10, 28, 1, 30, tzinfo=UTC),  # 02:30 CET
+            ],
+        ),
+        # Weekends quiet: Saturday's and Monday's midnights, no Saturday or Sunday times.
+        (
+            {"night": "18:00", "day": "08:00", "weekends": "quiet"},
+            at(7, 12),  # Friday 7 June 2024
+            [
+                at(7, 18),
+                datetime(2024, 6, 7, 22, tzinfo=UTC),  # Saturday 00:00 CEST
+                datetime(2024, 6, 9, 22, tzinfo=UTC),  # Monday 00:00 CEST
+                at(10, 8),
+            ],
+        ),
+    ],
+)
+def test_the_daemon_wakes_at_the_timetables_next_boundary(
+    home: Home, timetable: dict[str, str], start: datetime, expected: list[datetime]
+) -> None:
+    """Each wake-up waits for the next boundary ``day_boundaries`` gives, DST days included:
+    the night/day/weekend rules are computed once, for the mode and the wake-up alike."""
+    t = Timetable.create(tz="Europe/Berlin", **timetable)
+    store = SettingsStore(home.settings)
+    store_timetable(store, t)
+    assert boundaries_after(t, start, len(expected)) == expected
+    jobs, now = Jobs(), start
+    worker = _Worker(store, jobs, lambda instant: instant, clock=lambda: now)
+    worker.run_once("start")
+    woken = []
+    for _ in expected:
+        woken.append(jobs.fire())
+        now = woken[-1]
+        worker.run_once("boundary")
+    assert woken == expected
+    assert jobs.get_job(JOB_ID) == boundaries_after(t, now, 1)[0]
+
+
+def test_a_tick_moves_the_wake_up_to_a_new_timetable_and_keeps_it_otherwise(home: Home) -> None:
+    store = SettingsStore(home.settings)
+    store_timetable(store, TT)
+    jobs, now = Jobs(), at(5, 12)
+    worker = _Worker(store, jobs, lambda instant: instant, clock=lambda: now)
+    worker.run_once("start")
+    assert jobs.jobs == {JOB_ID: at(5, 18)}
+    now = at(5, 12, 1)
+    worker.run_once("tick")
+    assert jobs.jobs == {JOB_ID: at(5, 18)}
+    store_timetable(store, Timetable.create(tz="Europe/Berlin", night="13:00", day="08:00"))
+    worker.run_once("tick")
+    assert jobs.jobs == {JOB_ID: at(5, 13)}
+    clear_timetable(store)
+    worker.run_once("tick")
+    assert jobs.jobs == {}
 
 
 def test_run_daemon_reconciles_at_start_and_on_each_tick(home: Home) -> None:

@@ -1,11 +1,13 @@
 """Cron expressions for ``--rule "CRON=MODE"``: parsed here, so the timetable stays pure.
 
-Why not ``CronTrigger.from_crontab``: in APScheduler 3.x it numbers weekdays 0 = Monday,
-while every crontab (and every cron tutorial) says 0 = Sunday, so ``0 18 * * 1-5`` would
-silently mean Tuesday to Saturday (https://github.com/agronholm/apscheduler/issues/286).
-We read weekdays the standard way (0 and 7 = Sunday, or names) and hand APScheduler
-explicit fields with weekday *names*, which both sides read alike. Importing APScheduler
-also costs ~0.1 s, too much for ``perfmode status``.
+A rule is a set of days (:meth:`CronSpec.matches`) and wall times (:attr:`CronSpec.times`);
+``timetable.day_boundaries`` turns them into instants, and the daemon wakes at those, so
+this is the only cron engine. Why not APScheduler's ``CronTrigger.from_crontab``: in 3.x
+it numbers weekdays 0 = Monday, while every crontab (and every cron tutorial) says
+0 = Sunday, so ``0 18 * * 1-5`` would silently mean Tuesday to Saturday
+(https://github.com/agronholm/apscheduler/issues/286); its jobs fire a nonexistent 02:30 an
+hour late and an ambiguous one twice; and importing it costs ~0.1 s, too much for
+``perfmode status``. We read weekdays the standard way (0 and 7 = Sunday, or names).
 
 Day-of-month and day-of-week combine with AND, as in APScheduler (classic cron ORs them
 when both are restricted): ``0 9 1-7 * mon`` is the first Monday of the month.
@@ -26,7 +28,6 @@ from perfmode.settings.store import parse_mode
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 # Standard cron numbering: sun = 0 (and 7), mon = 1 ... sat = 6.
 CRON_WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
-PY_WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
 MAX_TIMES_A_DAY = 24 * 60
 RULE_HELP = "write 'MIN HOUR DAY MONTH WEEKDAY=MODE', e.g. '0 18 * * mon-fri=performance'"
 
@@ -77,12 +78,6 @@ def parse_field(text: str, lo: int, hi: int, names: dict[str, int] | None = None
     return frozenset(out)
 
 
-def _spec(values: frozenset[int], lo: int, hi: int) -> str:
-    if values == frozenset(range(lo, hi + 1)):
-        return "*"
-    return ",".join(str(v) for v in sorted(values))
-
-
 @dataclass(frozen=True)
 class CronSpec:
     seconds: frozenset[int]
@@ -104,17 +99,6 @@ class CronSpec:
             for m in sorted(self.minutes)
             for s in sorted(self.seconds)
         )
-
-    def apscheduler_fields(self) -> dict[str, str]:
-        """Keyword arguments for APScheduler's ``CronTrigger`` that mean the same times."""
-        return {
-            "second": _spec(self.seconds, 0, 59),
-            "minute": _spec(self.minutes, 0, 59),
-            "hour": _spec(self.hours, 0, 23),
-            "day": _spec(self.days, 1, 31),
-            "month": _spec(self.months, 1, 12),
-            "day_of_week": ",".join(PY_WEEKDAY_NAMES[w] for w in sorted(self.weekdays)),
-        }
 
     def fires_ever(self, start: date = date(2000, 1, 1), years: int = 28) -> bool:
         # 28 years hold every calendar layout of 2001-2099, so "31 2 *" or "30 2 *" are

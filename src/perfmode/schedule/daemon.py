@@ -1,12 +1,13 @@
 """The schedule daemon: one per home, in the foreground, reconciling the mode with the timetable.
 
-It does not trust that a job fired. It reconciles at start, at every boundary (APScheduler
-cron jobs, coalesced, no misfire grace limit) and every minute from its main thread, so a
-boundary missed while the machine slept or the daemon was down is applied within a minute,
-and a late or doubled wake-up (APScheduler runs a nonexistent 02:30 at 03:30 and an
-ambiguous one twice) changes nothing. The timetable is re-read from settings.json each
-time: ``perfmode schedule --save-only`` or ``--clear`` from another shell takes effect on
-the next reconcile.
+It does not trust that a job fired. It reconciles at start, at the next boundary and every
+minute from its main thread, so a boundary missed while the machine slept or the daemon was
+down is applied within a minute. The next boundary is the timetable's own
+(:func:`~perfmode.schedule.timetable.next_switches`, from ``day_boundaries``): after each
+reconcile one APScheduler date job waits for that UTC instant (coalesced, no misfire grace
+limit), so the night/day/weekend rules and the DST cases are written once, in the
+timetable. The timetable is re-read from settings.json each time: ``perfmode schedule
+--save-only`` or ``--clear`` from another shell takes effect on the next reconcile.
 
 APScheduler is imported only here, inside ``run_daemon``: it costs ~0.1 s at import, which
 ``perfmode status`` should not pay.
@@ -27,7 +28,7 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
-from perfmode.base.clock import format_time
+from perfmode.base.clock import format_time, utc_now
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
 from perfmode.base.platform import stop_signals
@@ -44,6 +45,7 @@ DEFAULT_TICK_S = 60.0
 # `perfmode status` probes the lock for an instant; a daemon starting at that moment waits
 # that instant out instead of reporting a daemon that is not there.
 ACQUIRE_TIMEOUT_S = 1.0
+JOB_ID = "boundary"
 
 
 def tick_seconds(env: dict[str, str] | None = None) -> float:
@@ -125,14 +127,23 @@ def running_daemon_pid(home: Home) -> int | None:
 
 
 class _Worker:
-    """One reconcile at a time, from whichever thread asks; keeps the cron jobs in step."""
+    """One reconcile at a time, from whichever thread asks; then one job waits for the
+    timetable's next boundary."""
 
-    def __init__(self, store: SettingsStore, scheduler: Any, make_trigger: Callable) -> None:
+    def __init__(
+        self,
+        store: SettingsStore,
+        scheduler: Any,
+        make_trigger: Callable[[datetime], Any],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.make_trigger = make_trigger
+        self.clock = clock
         self._lock = threading.Lock()
-        self._jobs_for: Timetable | None = None
+        self.wake_at: datetime | None = None
+        """The UTC instant the boundary job waits for; None: no job."""
         self._said: str | None = None
         self._failure: str | None = None
 
@@ -140,9 +151,12 @@ class _Worker:
         with self._lock:
             log.debug("schedule: reconcile (%s)", why)
             try:
+                now = self.clock()
                 tt, problem = timetable_of(self.store.read())
-                self._say(problem or (None if tt else "no schedule in settings.json; idle"), tt)
-                self._sync_jobs(tt)
+                nxt = next_switches(tt, now, 1) if tt is not None else []
+                idle = None if tt else "no schedule in settings.json; idle"
+                self._say(problem or idle, tt, nxt[0] if nxt else None)
+                self._wake_at(nxt[0].at if nxt else None)
                 if tt is not None:
                     reconcile(self.store)
             except PerfmodeError as e:
@@ -161,7 +175,7 @@ class _Worker:
             log.warning("%s", line)
         self._failure = line
 
-    def _say(self, problem: str | None, tt: Timetable | None) -> None:
+    def _say(self, problem: str | None, tt: Timetable | None, nxt: Boundary | None) -> None:
         said = problem or (tt.describe() if tt else None)
         if said == self._said:
             return
@@ -169,25 +183,25 @@ class _Worker:
         if problem:
             log.warning("⚠️  %s", problem)
         elif tt is not None:
-            nxt = next_switches(tt, datetime.now(UTC), 1)
-            tail = f"; next: {nxt[0].local:%a %H:%M} → {nxt[0].mode.value}" if nxt else ""
+            tail = f"; next: {nxt.local:%a %H:%M} → {nxt.mode.value}" if nxt else ""
             log.info("⏰ timetable: %s%s", tt.describe(), tail)
 
-    def _sync_jobs(self, tt: Timetable | None) -> None:
-        if tt == self._jobs_for:
+    def _wake_at(self, at: datetime | None) -> None:
+        """One job, at ``at``. The scheduler drops a date job once it has run (a clock set
+        back can make that instant next again); a job left waiting for an instant that is no
+        longer next (a new timetable, or a reconcile that came first after a sleep) goes."""
+        if at == self.wake_at and (at is None or self.scheduler.get_job(JOB_ID) is not None):
             return
-        for job in self.scheduler.get_jobs():
-            job.remove()
-        if tt is not None:
-            for i, fields in enumerate(tt.wake_times()):
-                self.scheduler.add_job(
-                    self.run_once,
-                    self.make_trigger(tt.zone, fields),
-                    args=("boundary",),
-                    id=f"boundary-{i}",
-                    name=f"schedule boundary {i}",
-                )
-        self._jobs_for = tt
+        self.scheduler.remove_all_jobs()
+        if at is not None:
+            self.scheduler.add_job(
+                self.run_once,
+                self.make_trigger(at),
+                args=("boundary",),
+                id=JOB_ID,
+                name=f"schedule boundary {format_time(at)}",
+            )
+        self.wake_at = at
 
 
 @contextlib.contextmanager
@@ -218,7 +232,7 @@ def run_daemon(
     """Run until ``stop`` is set (see ``stop_on_signals``). The caller holds the ``DaemonLock``."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.date import DateTrigger
 
     stop = stop or threading.Event()
     if stop.is_set():  # stopped while it started
@@ -231,11 +245,7 @@ def run_daemon(
         # suspend; coalescing runs a backlog once.
         job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
     )
-    worker = _Worker(
-        SettingsStore(home.settings),
-        scheduler,
-        lambda zone, fields: CronTrigger(timezone=zone, **fields),
-    )
+    worker = _Worker(SettingsStore(home.settings), scheduler, lambda at: DateTrigger(at, UTC))
     log.info("⏰ schedule daemon for %s started (pid %d)", home.root, os.getpid())
     scheduler.start()
     try:

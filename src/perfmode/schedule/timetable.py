@@ -178,30 +178,6 @@ class Timetable:
         parts += [f"rule {r.text}" for r in self.rules]
         return f"{'; '.join(parts)} ({self.tz})"
 
-    def wake_times(self) -> list[dict[str, str]]:
-        """Every wall time a boundary can fall on, as APScheduler ``CronTrigger`` fields.
-
-        The daemon wakes at these; it then recomputes the mode from the timetable, so a
-        wake-up that comes late (APScheduler fires a nonexistent 02:30 at 03:30) or twice
-        (an ambiguous 02:30) is harmless.
-        """
-        out = []
-        if self.night is not None and self.day is not None:
-            days = "*" if self.weekends == "schedule" else "mon-fri"
-            for t in (self.night, self.day):
-                out.append(
-                    {
-                        "hour": str(t.hour),
-                        "minute": str(t.minute),
-                        "second": "0",
-                        "day_of_week": days,
-                    }
-                )
-            if self.weekends != "schedule":
-                out.append({"hour": "0", "minute": "0", "second": "0", "day_of_week": "sat,mon"})
-        out += [r.cron.apscheduler_fields() for r in self.rules]
-        return out
-
 
 def wall_to_utc(day: date, wall: time, zone: zoneinfo.ZoneInfo) -> datetime:
     """The instant a wall time on ``day`` happens: first occurrence, or just after a gap."""
