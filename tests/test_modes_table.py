@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import perfmode
 from perfmode.base.modes import TABLE, Mode, hold_modes, profiles
 from perfmode.config.schema import Config, default_config_text
 from perfmode.config.yamlfile import read_yaml_file
@@ -26,7 +28,7 @@ ADD_ECO = textwrap.dedent(
         defaults={"torch_threads": 2, "cpu_share": 0.7},
         hold_rank=1.5,
         heat_fallback="quiet",
-        colour="tab:green",
+        colour="#16a34a",
     )
     from typer.testing import CliRunner
     from perfmode.base.home import Home
@@ -35,6 +37,8 @@ ADD_ECO = textwrap.dedent(
     from perfmode.governor.governor import Governor
     from perfmode.settings.holds import active_holds, add_hold, winning_hold
     from perfmode.settings.store import SettingsStore
+    from perfmode.web.launcher import Launcher
+    from perfmode.web.snapshot import build_snapshot
 
     home, cfg = Path(sys.argv[1]), Path(sys.argv[2])
     out = {}
@@ -55,6 +59,7 @@ ADD_ECO = textwrap.dedent(
     out["holds"] = sorted(h.mode.value for h in holds)
     out["winner"] = winning_hold(holds).mode.value
     out["set_help"] = CliRunner().invoke(app, ["set", "--help"]).output
+    out["page_modes"] = build_snapshot(Home(home), Launcher(Home(home)))["modes"]
     print(json.dumps(out))
     """
 )
@@ -81,6 +86,12 @@ def test_a_mode_added_to_the_table_is_settable_holdable_and_runs_its_own_profile
     assert out["holds"] == ["eco", "performance"]
     assert out["winner"] == "eco"  # rank 1.5: less demanding than performance
     assert "eco (between the two" in " ".join(out["set_help"].split())
+    # The page lists it with its help and draws it in its own colour (app.js sets --mode-eco).
+    assert out["page_modes"][-1] == {
+        "value": "eco",
+        "help": "Between the two: a couple of threads, most of the time.",
+        "colour": "#16a34a",
+    }
 
 
 def test_without_a_row_a_mode_is_refused_not_run_as_quiet() -> None:
@@ -101,3 +112,13 @@ def test_the_table_and_the_default_configs_name_the_same_profiles() -> None:
     assert held[0] is Mode.PAUSED and Mode.AUTO not in held  # least demanding wins; auto decides
     assert held.index(Mode.QUIET) < held.index(Mode.PERFORMANCE)
     assert {m.value for m in Mode} == set(TABLE)
+
+
+def test_every_mode_has_a_colour_the_page_and_the_pictures_can_use() -> None:
+    # The page sets it as a CSS variable and lightens it for its dark theme: #rrggbb only.
+    for name, spec in TABLE.items():
+        assert re.fullmatch(r"#[0-9a-f]{6}", spec.colour), name
+    assert len({spec.colour for spec in TABLE.values()}) == len(TABLE)
+    # The stylesheet names no mode: every colour on the page comes from the table.
+    css = (Path(perfmode.__file__).parent / "web" / "static" / "app.css").read_text("utf-8")
+    assert not re.findall(rf"--mode-({'|'.join(TABLE)})\b", css)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perfmode.base.home import Home
+from perfmode.base.modes import TABLE
 from tests.browser import CHROMIUM_ARGS
 from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import read_status, write_config
@@ -144,3 +145,41 @@ def test_a_trainer_that_fails_to_start_shows_its_error(home: Home, ui: UiServer,
     page.click("#start")
     expect(page.locator("#start-msg")).to_contain_text("is not allowed", timeout=SLOW_MS)
     assert not (home.root / "up").exists()
+
+
+def test_the_pages_mode_colours_come_from_the_mode_table(browser, ui: UiServer) -> None:
+    names = list(TABLE)
+    read = """(names) => names.map((n) => [
+        getComputedStyle(document.documentElement).getPropertyValue(`--mode-${n}`).trim(),
+        document.querySelector(`label[data-mode='${n}']`).style.getPropertyValue('--mode-color'),
+    ])"""
+    shown = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme)
+        try:
+            pg = context.new_page()
+            pg.goto(ui.url)
+            pg.wait_for_selector("body[data-ready='1']", timeout=SLOW_MS)
+            shown[scheme] = dict(zip(names, pg.evaluate(read, names), strict=True))
+            if scheme == "light":  # the system switches theme while the page is open
+                pg.emulate_media(color_scheme="dark")
+                pg.wait_for_function(
+                    "(c) => getComputedStyle(document.documentElement)"
+                    ".getPropertyValue('--mode-quiet').trim() !== c",
+                    arg=TABLE["quiet"].colour,
+                    timeout=SLOW_MS,
+                )
+                shown["switched"] = dict(zip(names, pg.evaluate(read, names), strict=True))
+        finally:
+            context.close()
+    assert shown["switched"] == shown["dark"]
+    for name, spec in TABLE.items():
+        # The variable, and the mode's choice drawn in it (app.css names no mode).
+        assert shown["light"][name] == [spec.colour, spec.colour], name
+        # The dark theme lightens it, so the pills' dark text stays readable.
+        dark = shown["dark"][name][0]
+        assert sum(_channels(dark)) > sum(_channels(spec.colour)), (name, dark)
+
+
+def _channels(hex_colour: str) -> list[int]:
+    return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]

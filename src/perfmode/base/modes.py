@@ -3,8 +3,9 @@
 Adding a mode is one row in :data:`TABLE` plus, when the row names a ``profile``, that
 profile under ``modes:`` in ``config/default_config.yaml`` and ``configs/*.yaml`` (the
 defaults in the row and the YAML are kept equal by a test). The settings store, holds, the
-config schema, the governor, the CLI's help, the page and the plots all read this table;
-none of them names a mode except to pick out a particular row (``Mode.PAUSED`` sleeps).
+config schema, the governor, the CLI's help, the page (its choices, help and colours) and
+the plots all read this table; none of them names a mode except to pick out a particular
+row (``Mode.PAUSED`` sleeps).
 
 :class:`Mode` is a ``str`` (it is written to settings.json and status.json as is) whose
 values are the table's keys; equal names give the same object, so ``is`` compares modes.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModeSpec:
     """What one mode is."""
 
@@ -35,8 +36,9 @@ class ModeSpec:
     heat_fallback: str | None = None
     """The mode whose knobs run instead while the GPU temperature guard holds; None = the
     guard never applies (the mode is the fallback already, or computes nothing)."""
-    colour: str | None = None
-    """Its colour in the steps/s pictures; None = not drawn (a mode that never computes)."""
+    colour: str
+    """Its colour, ``#rrggbb``: on the page (which lightens it in its dark theme) and, for a
+    mode that computes, in the steps/s pictures."""
     decided: bool = False
     """Not a mode a trainer runs but a rule that picks one (``auto``)."""
     computes: bool = True
@@ -54,7 +56,7 @@ TABLE: dict[str, ModeSpec] = {
             "gpu_max_temp_c": None,
         },
         hold_rank=1,
-        colour="tab:blue",
+        colour="#2563eb",
     ),
     "performance": ModeSpec(
         help="Flat out while you are away: the CPU other programs leave free.",
@@ -62,11 +64,12 @@ TABLE: dict[str, ModeSpec] = {
         defaults={"torch_threads": "auto", "cpu_share": 1.0},
         hold_rank=2,
         heat_fallback="quiet",
-        colour="tab:orange",
+        colour="#ea580c",
     ),
     "auto": ModeSpec(
         help="Performance while the machine is idle, quiet while you use it.",
         profile=None,
+        colour="#7c3aed",
         decided=True,
     ),
     "paused": ModeSpec(
@@ -74,6 +77,7 @@ TABLE: dict[str, ModeSpec] = {
         # It computes nothing; quiet's knobs are what its memory caps are while it sleeps.
         profile="quiet",
         hold_rank=0,
+        colour="#64748b",
         computes=False,
     ),
 }
@@ -153,7 +157,8 @@ def under_heat(mode: Mode) -> Mode:
 
 
 def colours() -> dict[str, str]:
-    return {n: s.colour for n, s in TABLE.items() if s.colour is not None}
+    """The colour of each mode a trainer computes in: what the steps/s pictures draw."""
+    return {n: s.colour for n, s in TABLE.items() if s.computes and not s.decided}
 
 
 def help_line() -> str:

@@ -36,7 +36,9 @@ def build_snapshot(home: Home, launcher: Launcher) -> dict[str, Any]:
     return {
         "home": str(home.root),
         "server_time": format_time(utc_now()),
-        "modes": [{"value": m.value, "help": m.spec.help} for m in Mode],
+        # The page's colour for each mode comes from here too: a mode added to the table
+        # is drawn in its own colour, not a guessed one.
+        "modes": [{"value": m.value, "help": m.spec.help, "colour": m.spec.colour} for m in Mode],
         "status": status,
         "problem": problem,
         "configs": list_configs(home),

@@ -1,7 +1,7 @@
 // The perfmode page: renders what the server pushes (Server-Sent Events) and sends the three
 // controls: the mode, starting a run, stopping one.
 import { clearMetrics, onMetrics, rebuild, renderLegend, resize, showRun } from "./charts.js";
-import { $, clock, fillWhen, h, now, num, pill, post, setMsg, setServerTime, title, when, modeColor } from "./dom.js";
+import { $, clock, fillWhen, h, now, num, pill, post, setMsg, setModeColors, setServerTime, title, when, modeColor } from "./dom.js";
 
 let state = null;
 let modeDirty = false;
@@ -394,6 +394,7 @@ function selectRun(run, byUser) {
 
 function onState(s) {
   state = s;
+  setModeColors(s.modes);
   setServerTime(s.server_time);
   $("home").textContent = s.home;
   const banner = $("banner");
@@ -442,6 +443,14 @@ function connect() {
 }
 
 setInterval(() => document.querySelectorAll("[data-t]").forEach(fillWhen), 1000);
-window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", rebuild);
+window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+  // The modes' colours differ per theme: draw what holds one again.
+  if (state) {
+    modesKey = "";
+    $("mode-legend").dataset.key = "";
+    onState(state);
+  }
+  rebuild();
+});
 new ResizeObserver(resize).observe($("charts-card"));
 connect();

@@ -72,6 +72,22 @@ export function fillWhen(el) {
   else el.textContent = `${clock(t)}, ${span(secs)} ago`;
 }
 
+// Each mode's colour comes from the server's mode table; the dark theme mixes in white so
+// the pills' dark text stays readable on it.
+const DARK = window.matchMedia("(prefers-color-scheme: dark)");
+const HEX = /^#[0-9a-f]{6}$/i;
+export function setModeColors(modes) {
+  const root = document.documentElement.style;
+  for (const m of modes || []) {
+    if (typeof m.value !== "string" || !HEX.test(m.colour || "")) continue;
+    root.setProperty(`--mode-${m.value}`, DARK.matches ? lighten(m.colour, 0.4) : m.colour);
+  }
+}
+function lighten(hex, share) {
+  const channel = (i) => Math.round(parseInt(hex.slice(i, i + 2), 16) * (1 - share) + 255 * share);
+  return `#${[1, 3, 5].map((i) => channel(i).toString(16).padStart(2, "0")).join("")}`;
+}
+
 export function modeColor(mode) {
   const css = getComputedStyle(document.documentElement).getPropertyValue(`--mode-${mode}`).trim();
   if (css) return css;
