@@ -1,5 +1,10 @@
 """The ``perfmode`` command line: a thin Typer layer over the library.
 
+One module per command or group (``train``, ``mode`` for set and status, ``hold``,
+``schedule``, ``config``, ``data``, ``evaluate``, ``bench``, ``sweep``, ``ui``); ``app``
+holds the shared options and is the one place a ``PerfmodeError`` becomes an exit code;
+``usage_errors`` makes Typer's own usage errors one line.
+
 May import: errors, base, config, settings, schedule, checkpoint, env, status, governor,
 training, evaluation, sweep, bench, web.
 """

@@ -1,5 +1,12 @@
 """The trading environment: prices in (CSV or synthetic), a gymnasium env out.
 
+A price file's layout is learnt first (``csvformats``), its stamps read in one layout
+(``dates``, ``stampparse``, ``timecolumn``), its closes and stamps read chunk by chunk
+(``pricefile``) and summed up for ``perfmode data check`` (``summary``, ``timeaxis``);
+``data`` turns them, or the seeded synthetic series (``synthetic``), into the parts a run
+trains and is scored on; ``features`` is what the agent sees; ``trading_env`` is the env
+and ``vec_env`` steps several together.
+
 ``from perfmode.env import EnvConfig, Market, load_market, TradingEnv``. The config part is
 light; the rest (numpy, pandas, gymnasium: about half a second) loads on first use, so
 reading a config, or refusing a bad one, stays quick.
