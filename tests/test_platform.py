@@ -5,6 +5,7 @@ itself does on Windows or macOS is not run here; README's "Windows and macOS" sa
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import logging
@@ -147,6 +148,24 @@ def test_replace_on_posix_is_plain_os_replace(tmp_path: Path) -> None:
     (tmp_path / "b").write_text("b")
     pf.replace_file(tmp_path / "a", tmp_path / "b", system="linux")
     assert (tmp_path / "b").read_text() == "a" and not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("system", ["linux", "windows"])
+def test_a_file_opens_only_where_neither_it_nor_its_folder_is_a_link(
+    tmp_path: Path, system: str
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "precious").write_text("keep me")
+    (tmp_path / "linked").symlink_to(real)
+    (real / "link").symlink_to(real / "precious")
+    for folder, name in ((tmp_path / "linked", "precious"), (real, "link")):
+        with pytest.raises(OSError) as refused:
+            pf.open_unlinked(folder, name, os.O_WRONLY | os.O_TRUNC, system=system)
+        assert refused.value.errno == errno.ELOOP, (folder, name)
+    assert (real / "precious").read_text() == "keep me"
+    os.close(pf.open_unlinked(real, "own", os.O_WRONLY | os.O_CREAT, 0o644, system=system))
+    assert (real / "own").is_file()
 
 
 # -- priority ---------------------------------------------------------------------------

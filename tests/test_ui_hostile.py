@@ -45,6 +45,39 @@ def test_a_planted_symlink_as_the_runs_log_is_not_followed(served, tmp_path: Pat
     assert not home.status_file("r1").exists()
 
 
+def test_a_planted_hard_link_as_the_runs_log_is_refused_untouched(served, tmp_path: Path) -> None:
+    server, home = served
+    target = home.root.parent / f"{tmp_path.name}-precious.txt"  # same file system: linkable
+    target.write_text("keep me")
+    (home.root / ".perfmode-ui").mkdir(exist_ok=True)
+    os.link(target, home.root / ".perfmode-ui" / "r3.log")
+    status, body = server.post("/api/runs/start", {**START, "run": "r3"})
+    assert status == 409 and "hard link" in body["error"], body
+    assert "\n" not in body["error"]
+    assert target.read_text() == "keep me"
+    assert not home.status_file("r3").exists()
+
+
+def test_a_planted_link_as_the_pages_output_folder_is_not_followed(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    home.root.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "r1.log").write_text("keep me")
+    (home.root / ".perfmode-ui").symlink_to(elsewhere)
+    server = UiServer(home)
+    try:
+        status, body = server.post("/api/runs/start", START)
+        assert status == 409 and "symlink" in body["error"], body
+        assert "\n" not in body["error"]
+    finally:
+        server.stop()
+        kill_trainers_of(home)
+    assert (elsewhere / "r1.log").read_text() == "keep me"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["r1.log"]
+    assert not home.status_file("r1").exists()
+
+
 def test_a_planted_fifo_as_the_runs_log_is_refused_and_blocks_nothing(served) -> None:
     server, home = served
     (home.root / ".perfmode-ui").mkdir(exist_ok=True)

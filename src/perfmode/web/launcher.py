@@ -28,7 +28,7 @@ import psutil
 
 from perfmode.base.clock import format_time, utc_now
 from perfmode.base.home import DEFAULT_RUN, HOME_ENV, Home, check_run_name
-from perfmode.base.platform import detached_kwargs, stop_process
+from perfmode.base.platform import detached_kwargs, open_unlinked, stop_process
 from perfmode.base.smallfile import kind_of
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.governor.peers import peer_of
@@ -41,6 +41,8 @@ BUILTIN_CONFIG = "built-in default"
 # reach train.log (an "Error: ..." from the command line, a traceback) are read from here.
 LAUNCH_DIR = ".perfmode-ui"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A FIFO planted at a run's output opens at once (or fails) instead of blocking the server.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def list_configs(home: Home) -> list[str]:
@@ -163,7 +165,6 @@ class Launcher:
     def _spawn(self, launch: Launch) -> None:
         run, cmd, output = launch.run, launch.cmd, launch.output
         try:
-            output.parent.mkdir(parents=True, exist_ok=True)
             with open_output(output) as out:
                 proc = subprocess.Popen(
                     cmd,
@@ -237,41 +238,61 @@ class Launcher:
         return pid
 
 
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC
-
-
 def open_output(path: Path) -> BinaryIO:
     """The run's output file, emptied for a new start: a regular file of its own only.
 
-    A symlink planted there is refused, not followed (emptying it would empty its target);
-    a FIFO opens without blocking (or fails: no reader) and is refused by fstat.
+    Emptying it must not empty anything else, so nothing planted there is followed or
+    emptied: a symlink at the file or at its folder (``platform.open_unlinked``), a hard
+    link (a second name for someone's file), a FIFO (opened without blocking, or failing
+    at once with no reader, and refused).
     """
+    folder = path.parent
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NO_FOLLOW, 0o644)
+        folder.parent.mkdir(parents=True, exist_ok=True)  # the home, on a first start
+        os.mkdir(folder, 0o755)
+    except FileExistsError:
+        pass  # a link or a file there is refused by the open below
     except OSError as e:
-        try:
-            mode = os.lstat(path).st_mode
-        except OSError:
-            mode = stat.S_IFREG
-        if stat.S_ISLNK(mode):
-            raise PerfmodeError(
-                f"{path} is a symlink; the page writes a trainer's output only to a file of "
-                "its own there: remove the link"
-            ) from None
-        if not stat.S_ISREG(mode):  # a FIFO with no reader: ENXIO
-            raise PerfmodeError(
-                f"{path} is {kind_of(mode)}, not a regular file; remove it and start the run again"
-            ) from None
-        raise PerfmodeError(f"cannot write {path}: {e.strerror or e}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+        raise PerfmodeError(f"cannot make {folder}: {e.strerror or e}") from None
+    try:
+        fd = open_unlinked(folder, path.name, os.O_WRONLY | os.O_CREAT | _NONBLOCK, 0o644)
+    except OSError as e:
+        raise PerfmodeError(_refusal(path, e)) from None
+    st = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = f"{path} is {kind_of(st.st_mode)}, not a regular file"
+    elif st.st_nlink > 1:
+        # Created here, a file has one name; another one means somebody else's data.
+        problem = f"{path} is a hard link (one of {st.st_nlink} names of a file)"
+    if problem:
         os.close(fd)
-        raise PerfmodeError(
-            f"{path} is {kind_of(mode)}, not a regular file; remove it and start the run again"
-        )
+        raise PerfmodeError(f"{problem}; remove it and start the run again")
     os.set_blocking(fd, True)
     os.ftruncate(fd, 0)
     return os.fdopen(fd, "wb")
+
+
+def _refusal(path: Path, e: OSError) -> str:
+    """Why ``path`` could not be opened, in words: a planted link, a folder that is none."""
+    for where, what in ((path.parent, "folder"), (path, "file")):
+        try:
+            mode = os.lstat(where).st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            return (
+                f"{where} is a symlink; the page writes a trainer's output only to a {what} of "
+                "its own there: remove the link"
+            )
+        if what == "folder" and not stat.S_ISDIR(mode):
+            kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
+            return f"{where} is {kind}, not a folder; remove it and start the run again"
+        if what == "file" and not stat.S_ISREG(mode):  # a FIFO with no reader: ENXIO
+            return (
+                f"{where} is {kind_of(mode)}, not a regular file; remove it and start the run again"
+            )
+    return f"cannot write {path}: {e.strerror or e}"
 
 
 def is_trainer_of(pid: int, home: Home, run: str) -> bool:
@@ -327,7 +348,8 @@ def _option(args: list[str], name: str) -> str | None:
 def last_line(path: Path, prefer_error: bool) -> str | None:
     """The line that says how a trainer ended: its ``Error:`` line if it failed, else the last."""
     try:
-        with os.fdopen(os.open(path, os.O_RDONLY | _NO_FOLLOW), "rb") as f:
+        fd = open_unlinked(path.parent, path.name, os.O_RDONLY | _NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 return None  # a FIFO would never end the read

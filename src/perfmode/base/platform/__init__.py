@@ -2,10 +2,10 @@
 
 The rest of perfmode asks this package instead of calling the OS-specific function itself:
 lowering the priority, starting a trainer that a Ctrl-C elsewhere does not reach and
-stopping it so that it saves, the signals a stop arrives by, replacing a file, the input
-idle sources to try, the CPU's name, and what the console can print. A test scans the
-source so that no other module calls ``os.nice``, ``os.killpg``, ``os.setsid``,
-``os.replace`` or ``signal.SIGHUP``, or reads ``/proc``.
+stopping it so that it saves, the signals a stop arrives by, replacing a file, opening one
+without following a planted link, the input idle sources to try, the CPU's name, and what
+the console can print. A test scans the source so that no other module calls ``os.nice``,
+``os.killpg``, ``os.setsid``, ``os.replace`` or ``signal.SIGHUP``, or reads ``/proc``.
 
 The choices are pure functions of a ``system`` name (``linux``, ``macos``, ``windows``,
 ``posix`` for other Unixes), defaulting to the running one, so that the Windows and macOS
@@ -24,6 +24,7 @@ from perfmode.base.platform.files import (
     cpu_model,
     fsync_dir,
     open_fd_path,
+    open_unlinked,
     replace_file,
     set_file_mode,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "idle_source_names",
     "lower_priority",
     "open_fd_path",
+    "open_unlinked",
     "own_group_kwargs",
     "python_without_console",
     "quit_child",

@@ -10,6 +10,7 @@ filelock retries its lock; what still fails says so in one line.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import platform
 import subprocess
@@ -94,6 +95,42 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_unlinked(
+    folder: Path, name: str, flags: int, mode: int = 0o666, *, system: str = SYSTEM
+) -> int:
+    """An fd on ``folder/name`` where neither ``folder`` (its last part) nor ``name`` is a
+    symlink: one planted at either is refused with ``ELOOP``, never followed.
+
+    POSIX: the folder is opened ``O_NOFOLLOW | O_DIRECTORY`` and the file through that fd
+    (``dir_fd``) with ``O_NOFOLLOW``, so a link swapped in between the two cannot redirect
+    the open. Windows has neither ``O_NOFOLLOW`` nor ``dir_fd``: both are looked at
+    (symlinks and junctions) just before the open, which is the most it allows.
+    """
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    if system != "windows" and nofollow and os.open in os.supports_dir_fd:
+        folder_flags = os.O_RDONLY | nofollow | cloexec | getattr(os, "O_NONBLOCK", 0)
+        try:
+            dfd = os.open(folder, folder_flags | getattr(os, "O_DIRECTORY", 0))
+        except NotADirectoryError:
+            if os.path.islink(folder):  # Linux says ENOTDIR for a link with O_DIRECTORY
+                raise OSError(errno.ELOOP, "is a symbolic link", str(folder)) from None
+            raise
+        try:
+            return os.open(name, flags | nofollow | cloexec, mode, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+    for path in (folder, folder / name):
+        if os.path.islink(path) or _is_junction(path):
+            raise OSError(errno.ELOOP, "is a symbolic link", str(path))
+    return os.open(folder / name, flags | getattr(os, "O_BINARY", 0) | cloexec, mode)
+
+
+def _is_junction(path: Path) -> bool:
+    is_junction = getattr(os.path, "isjunction", None)  # Python 3.12+; Windows only is true
+    return bool(is_junction and is_junction(path))
 
 
 def open_fd_path(fd: int) -> Path | None:
