@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,11 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
+from perfmode.base.platform import stop_signals
 from perfmode.bench.figures import metrics_timeline
+from perfmode.bench.processes import Child, one_stop
 from perfmode.cli import app
+from perfmode.training.stop import SAME_STOP_S
 from tests.conftest import PERFMODE, run_perfmode, wait_for
 from tests.trainkit import write_config
 
@@ -132,12 +136,14 @@ def test_plot_is_a_png_of_the_run(report, real_run) -> None:
     assert report["plot"] == str(plot)
 
 
-@pytest.mark.parametrize("first", ["trainer", "bench"])
+@pytest.mark.parametrize("first", ["trainer", "bench", "trainer, then bench"])
 def test_ctrl_c_stops_the_trainer_and_exits_130_and_no_reference_starts_none(
     places: Places, first: str
 ) -> None:
     """A terminal's Ctrl-C reaches the bench and its trainer; which of them acts on it first
-    is up to the scheduler, so each order is played out on its own."""
+    is up to the scheduler, so each order is played out on its own: the trainer's copy
+    alone, the bench's first, and the trainer's first with the bench's arriving only once
+    the trainer has saved and exited."""
     env = {**os.environ, **places.env, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [*PERFMODE, "bench", "--config", str(places.config), "--minutes", "5", "--no-reference"],
@@ -167,6 +173,14 @@ def test_ctrl_c_stops_the_trainer_and_exits_130_and_no_reference_starts_none(
             # It saves and exits 0 before the bench hears of the Ctrl-C; the bench's own copy
             # is not sent at all, so the bench must take the trainer's stop for its own.
             os.kill(pid, signal.SIGINT)
+        elif first == "trainer, then bench":
+            # The bench's copy lands late: once the bench has reaped the trainer (seen its
+            # exit), so while the bench stops, cleans up, prints or exits.
+            trainer = psutil.Process(pid)
+            os.kill(pid, signal.SIGINT)
+            wait_for("the bench to reap its trainer", lambda: not trainer.is_running(), 300)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
         else:  # the bench stops the trainer; the terminal's copy reaches the trainer late
             os.kill(proc.pid, signal.SIGINT)
             with contextlib.suppress(psutil.Error):
@@ -179,6 +193,51 @@ def test_ctrl_c_stops_the_trainer_and_exits_130_and_no_reference_starts_none(
     assert out == "" and len(err.strip().splitlines()) == 1 and "Interrupted" in err
     assert not any(c.is_running() for c in children)
     assert places.leftovers() == []
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_every_copy_of_one_ctrl_c_after_the_bench_began_to_stop_is_that_stop(
+    tmp_path: Path,
+) -> None:
+    """Wherever a copy lands (the bench's cleanup, its last line, its exit), nothing raises;
+    a person's second Ctrl-C, later, cuts short the wait for a child to save."""
+    before = {s: signal.getsignal(s) for s in stop_signals()}
+    clock = _Clock()
+    ignore_sigterm = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(600)"
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt), one_stop(clock) as stop:
+            trainer = Child("trainer", [sys.executable, "-c", "pass"], tmp_path / "t.log")
+            stubborn = Child("reference", [sys.executable, "-c", ignore_sigterm], tmp_path / "r")
+            wait_for("SIGTERM ignored", lambda: "ready" in stubborn.last_line(), proc=stubborn.proc)
+            trainer.proc.wait()
+            try:
+                # The trainer heard the Ctrl-C first, saved and exited 0: the bench sees it.
+                trainer.check_alive(lambda: True)
+            finally:  # the bench's cleanup
+                os.kill(os.getpid(), signal.SIGINT)  # the bench's own copy: nothing
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert not stop.hurry
+                clock.now += SAME_STOP_S * 2
+                os.kill(os.getpid(), signal.SIGINT)  # a person's second Ctrl-C
+                assert stop.hurry
+                stubborn.stop()  # at once, not after STOP_TIMEOUT_S
+                assert stubborn.proc.returncode == -signal.SIGKILL
+        # The command's `except`, its last line, its exit: a late copy changes nothing.
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from typing import Any
 
 from perfmode.bench.figures import metrics_timeline
 from perfmode.bench.plan import MAX_MINUTES, MIN_MINUTES, BenchRequest, Plan, Progress
-from perfmode.bench.processes import sigterm_as_interrupt
+from perfmode.bench.processes import one_stop
 from perfmode.bench.runner import Bench
 from perfmode.config.schema import Config
 from perfmode.errors import UsageError
@@ -70,10 +70,10 @@ def check_plot_path(path: Path) -> None:
 
 def run_bench(request: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
     """Bench the request's config; Ctrl-C (or SIGTERM) stops the children and re-raises
-    KeyboardInterrupt."""
+    KeyboardInterrupt, once: later copies of that Ctrl-C change nothing (``one_stop``)."""
     config = check_request(request)
     with (
-        sigterm_as_interrupt(),
+        one_stop(),
         tempfile.TemporaryDirectory(prefix="perfmode-bench-", ignore_cleanup_errors=True) as tmp,
     ):
         bench = Bench(request, config, Path(tmp), progress)

@@ -33,15 +33,23 @@ class StopRequest:
         self._clock = clock
         self._first_at = 0.0
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        now = self._clock()
+    def begin(self) -> bool:
+        """Mark the stop as requested now: its signal, or news of it (a starter sees its
+        child exit on the Ctrl-C that reached the child first). False when it already was."""
         if self.requested:
-            if now - self._first_at <= SAME_STOP_S:
-                return  # another copy of the same Ctrl-C
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-        else:
-            self.requested, self._first_at = True, now
+            return False
+        self.requested, self._first_at = True, self._clock()
+        return True
+
+    def is_copy(self) -> bool:
+        """Whether a signal arriving now is another copy of the stop already requested."""
+        return self.requested and self._clock() - self._first_at <= SAME_STOP_S
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.is_copy():
+            return
+        if not self.begin() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         log.info(
             "🛑 %s: stopping at the next safe point and saving (Ctrl-C again to quit now)",
             signal.Signals(signum).name,
