@@ -1,18 +1,22 @@
-"""The event stream of a real `perfmode ui`: changes made elsewhere are pushed; stopping is clean."""
+"""The event stream of a real `perfmode ui`: changes made elsewhere are pushed; stopping is
+clean, and leaves the trainers started from the page training."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
 
+import psutil
+
 from perfmode.base.home import Home
 from perfmode.base.modes import Mode
-from tests.conftest import run_perfmode
-from tests.trainkit import write_config
-from tests.uikit import UiServer
+from tests.conftest import run_perfmode, wait_for
+from tests.trainkit import read_status, write_config
+from tests.uikit import UiServer, kill_trainers_of
 
 
 def events(ui: UiServer) -> Iterator[tuple[str, dict]]:
@@ -79,3 +83,40 @@ def test_sigterm_with_a_page_open_exits_0_at_once(home: Home) -> None:
     assert list(stream) == []
     time.sleep(0.2)
     assert "Traceback" not in ui.output and "ERROR" not in ui.output
+
+
+def test_ctrl_c_stops_the_page_and_leaves_its_trainers_training(home: Home) -> None:
+    write_config(home.root / "tiny.yaml", training={"total_timesteps": 10**7})
+    ui = UiServer(home, own_group=True)  # a shell job: the terminal's Ctrl-C reaches its group
+
+    def steps() -> int:
+        return read_status(home, "r1").get("timesteps") or 0
+
+    try:
+        code, body = ui.post("/api/runs/start", {"run": "r1", "config": "tiny.yaml"})
+        assert code == 200, body
+        wait_for("the trainer's first update", lambda: steps() > 0, proc=ui.proc)
+        trainer = psutil.Process(read_status(home, "r1")["pid"])
+        os.killpg(ui.proc.pid, signal.SIGINT)  # Ctrl-C where `perfmode ui` runs
+        assert ui.proc.wait(timeout=60) == 0
+        time.sleep(0.2)  # the reader takes the last lines
+        assert "Traceback" not in ui.output, ui.output
+        before = steps()
+        wait_for("more steps or the trainer's end", lambda: steps() > before or not alive(trainer))
+        assert alive(trainer), (
+            f"the page's Ctrl-C stopped its trainer ({read_status(home, 'r1')['state']})"
+        )
+        assert read_status(home, "r1")["state"] == "training"
+        trainer.terminate()  # it saves and exits 0
+        assert trainer.wait(timeout=120) in (0, None)  # None: not our child, its code unknown
+        assert read_status(home, "r1")["state"] == "stopped"
+    finally:
+        ui.stop()
+        kill_trainers_of(home)
+
+
+def alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

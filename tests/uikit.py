@@ -26,7 +26,14 @@ NO_BROWSER = (
 class UiServer:
     """``perfmode ui --port 0`` for a home; its address is read from the line it prints."""
 
-    def __init__(self, home: Home, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Home,
+        *args: str,
+        env: dict[str, str] | None = None,
+        own_group: bool = False,
+    ) -> None:
+        """``own_group``: its own process group, as a shell job is, for a terminal's Ctrl-C."""
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [
@@ -44,6 +51,7 @@ class UiServer:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=own_group,
         )
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + 120
