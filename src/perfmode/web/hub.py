@@ -113,7 +113,10 @@ class Hub:
                 tail = self.tails[run] = MetricsTail(self.home.metrics_file(run))
             reset, first = tail.poll()
             n = len(tail.series)
-            if reset:
+            if reset or (n and first == 0) or n - first > MAX_POINTS:
+                # Pages that have none of these rows, or more new rows than a chart shows,
+                # get the whole series thinned: a run that appears with a long file while a
+                # page is open is one bounded event, as it is for a page that opens later.
                 self.publish(self._metrics_message(run, tail, reset=True))
             elif first < n:
                 cols = tail.series.columns(first)
