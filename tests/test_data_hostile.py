@@ -7,6 +7,7 @@ import bz2
 import gzip
 import lzma
 import os
+import warnings
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from perfmode.base.home import Home
 from perfmode.env.pricefile import MAX_PRICE, MIN_PRICE
+from tests.trainkit import write_config
 
 ROWS = "".join(f"2020-01-{d:02d},{100 + d}\n" for d in range(1, 29))
 
@@ -70,6 +72,28 @@ def test_prices_outside_the_accepted_range_are_refused(
     if price != "inf":
         assert f"{MIN_PRICE:g}" in cli("data", "check", str(path)).stderr
         assert f"{MAX_PRICE:g}" in cli("data", "check", str(path)).stderr
+
+
+@pytest.mark.parametrize("price", ["1e308", "1e-320"])
+@pytest.mark.parametrize("given", ["--data", "config"])
+def test_evaluate_refuses_prices_outside_the_range_in_one_line_without_warnings(
+    cli, home: Home, tmp_path: Path, price: str, given: str
+) -> None:
+    # Rows enough to evaluate: without the range check it would print figures (and numpy's
+    # overflow warnings) computed from the planted price, and exit 0.
+    rows = "".join(f"{date(2020, 1, 1) + timedelta(days=i)},{100 + i % 7}\n" for i in range(200))
+    path = tmp_path / "prices.csv"
+    path.write_text("Date,Close\n" + rows + f"2020-07-19,{price}\n")
+    if given == "--data":
+        args = ["--data", str(path)]
+    else:
+        args = ["--config", str(write_config(tmp_path / "c.yaml", env={"data": str(path)}))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # numpy's overflow and underflow warnings included
+        out = cli("evaluate", "--baseline", "buy-and-hold", *args)
+    _one_line(out, "line 202", f"{MIN_PRICE:g}", f"{MAX_PRICE:g}")
+    assert [str(w.message) for w in caught] == []
+    assert out.stdout == ""
 
 
 def _zip(path: Path, data: bytes) -> None:
