@@ -7,12 +7,17 @@ Side by side, in one run, on this machine (say what else ran: the figures print 
 3. two homes, one quiet and one performance, sharing one PostgreSQL study for the same
    wall time: trial-steps each home trained (target: performance ≥ 1.8× quiet);
 4. the storage's own cost, as a share of each trial's wall time (journal and PostgreSQL;
-   target < 2%);
+   target < 2%): every call a trial makes through Optuna's storage API (counting the
+   study's trials before it is asked for, the ask, who runs it, its scores, the pruner's
+   reads, its result), timed by the sweep at that API and written to the trial's
+   runs/sweep-NAME-N/trial_cost.json once the result is recorded;
 5. the best trial of a sweep on the learnable synthetic market (cycles) vs buy-and-hold and
    flat on its test part, and the same sweep on a random walk.
 
 Run: .venv/bin/python benchmarks/bench_sweep.py [--trials 4] [--steps 4096]
        [--seconds 150] [--learn-trials 6] [--learn-steps 16384]
+     .venv/bin/python benchmarks/bench_sweep.py --smoke   # every part, tiny: checks the
+       script runs (a minute or two); its figures mean nothing
 Needs PostgreSQL's server binaries for part 3 (apt-get install postgresql); without them
 part 3 is skipped with a line saying so.
 """
@@ -88,19 +93,23 @@ def trial_attrs(storage: Any, name: str) -> list[dict[str, Any]]:
     return [dict(t.user_attrs) | {"state": t.state.name} for t in study.trials]
 
 
-def journal(home: Path, name: str) -> Any:
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    path = str(home / "sweeps" / f"{name}.journal")
-    return optuna.storages.JournalStorage(JournalFileBackend(path, JournalFileOpenLock(path)))
-
-
-def storage_share(attrs: list[dict[str, Any]]) -> str:
-    shares = [a["storage_s"] / a["wall_s"] for a in attrs if a.get("wall_s") and "storage_s" in a]
-    if not shares:
+def storage_share(*homes: Path) -> str:
+    """From each trial's trial_cost.json: its storage time over its wall time, from counting
+    the trials before its ask to its recorded result."""
+    costs = [
+        json.loads(p.read_text())
+        for h in homes
+        for p in sorted((h / "runs").glob("sweep-*/trial_cost.json"))
+    ]
+    costs = [c for c in costs if c.get("wall_s")]
+    if not costs:
         return "n/a"
-    return f"mean {100 * sum(shares) / len(shares):.2f}%, max {100 * max(shares):.2f}% of {len(shares)} trials"
+    shares = [c["storage_s"] / c["wall_s"] for c in costs]
+    calls = sum(c["storage_calls"] for c in costs) / len(costs)
+    return (
+        f"mean {100 * sum(shares) / len(shares):.2f}%, max {100 * max(shares):.2f}% of "
+        f"{len(costs)} trials ({calls:.0f} storage calls a trial)"
+    )
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -174,7 +183,7 @@ def part_throughput(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "sweep_load": sweep_load,
         "seq_load": load.line(),
         "weights_equal": equal,
-        "journal_storage": storage_share(trial_attrs(journal(home, "tp"), "tp")),
+        "journal_storage": storage_share(home),
     }
 
 
@@ -236,7 +245,7 @@ def part_two_homes(root: Path, args: argparse.Namespace) -> dict[str, Any] | str
                 m: sum(1 for a in attrs if a.get("home") == str(h) and a["state"] == "COMPLETE")
                 for m, h in homes.items()
             },
-            "pg_storage": storage_share(attrs),
+            "pg_storage": storage_share(*homes.values()),
             "load": line,
         }
     finally:
@@ -289,7 +298,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=150)
     ap.add_argument("--learn-trials", type=int, default=6)
     ap.add_argument("--learn-steps", type=int, default=16384)
+    ap.add_argument(
+        "--smoke", action="store_true", help="every part, tiny: that it runs, not what it finds"
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.trials, args.steps, args.seconds = 2, 512, 20
+        args.learn_trials, args.learn_steps = 1, 512
     print(
         f"bench_sweep: {psutil.cpu_count()} cores, {args.trials} trials x {args.steps} steps; "
         f"config n_steps 128 x 4 envs, net [64, 64]"

@@ -39,10 +39,12 @@ def sweep_config(path: Path, **sections: dict[str, Any]) -> Path:
     return write_config(path, **merged)
 
 
-def start_sweep(home: Home, name: str, config: Path, *args: str) -> subprocess.Popen[str]:
+def start_sweep(
+    home: Home, name: str, config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """``perfmode sweep`` as a process, its output in a file (``output(proc)``)."""
     argv = [*PERFMODE, "sweep", name, "--config", str(config), "--home", str(home.root), *args]
-    return start_logged(home, f"sweep-{name}-", argv)
+    return start_logged(home, f"sweep-{name}-", argv, env=env)
 
 
 def output(proc: subprocess.Popen[str]) -> str:

@@ -457,14 +457,20 @@ def _installed_for_stand_in(monkeypatch: pytest.MonkeyPatch, module: object, ent
 
 
 def test_every_stop_listens_to_the_platforms_signals(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
     from perfmode.cli import train as train_cli
     from perfmode.schedule import daemon
+    from perfmode.sweep import runner as sweep
     from perfmode.training import seeds, stop
 
     assert _installed_for_stand_in(monkeypatch, stop, lambda: stop.StopRequest().installed())
     assert _installed_for_stand_in(monkeypatch, daemon, daemon.stop_on_signals)
     assert _installed_for_stand_in(monkeypatch, train_cli, train_cli._stop_before_training)
     assert _installed_for_stand_in(monkeypatch, seeds, seeds.SeedRuns([])._handlers)
+    assert _installed_for_stand_in(
+        monkeypatch, sweep, lambda: sweep.stop_on_signals(threading.Event())
+    )
 
 
 def test_a_child_stopped_with_its_parent_is_wrapped_on_linux_only() -> None:

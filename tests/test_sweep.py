@@ -16,9 +16,10 @@ from perfmode.base.home import Home
 from perfmode.checkpoint.folders import latest_checkpoint
 from perfmode.config.schema import load_config
 from perfmode.settings.store import Mode, SettingsStore
+from perfmode.sweep.storage import PATIENCE_ENV
 from tests.conftest import WAIT_S, run_perfmode, wait_for
 from tests.sweepkit import journal, output, postgres, start_sweep, sweep_config, trials_of
-from tests.trainkit import read_status
+from tests.trainkit import metrics_rows, read_status
 
 __all__ = ["postgres"]  # the fixture
 
@@ -66,6 +67,11 @@ def test_two_sweeps_share_the_journal_and_a_trial_trains_as_perfmode_train_does(
         )
         assert t.user_attrs["steps"] == 512 and sorted(t.intermediate_values) == [1, 2]
         assert t.value == t.intermediate_values[2]  # the final score is the last report
+        # Its storage cost counts every call it made: the count and the ask before it, who
+        # runs it, its scores, the pruner's reads and its result.
+        cost = json.loads((home.run_dir(t.user_attrs["run"]) / "trial_cost.json").read_text())
+        assert cost["trial"] == t.number and 0 < cost["storage_s"] < cost["wall_s"]
+        assert cost["storage_calls"] >= 14
 
     shown = json.loads(
         run_perfmode("sweep", "j", "--show", "--json", "--home", str(home.root)).stdout
@@ -156,22 +162,45 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _paused_trial(home: Home) -> str | None:
+    """The run of a trial of ``home`` whose trainer waits in paused."""
+    for status in home.runs_dir.glob("sweep-*/status.json"):
+        if read_status(home, status.parent.name).get("state") == "paused":
+            return status.parent.name
+    return None
+
+
 def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
     quiet, perf = Home(tmp_path / "quiet"), Home(tmp_path / "perf")
     for h in (quiet, perf):
         h.root.mkdir()
-    _performance(perf)
-    SettingsStore(quiet.settings).set_mode(Mode.QUIET, "test")
+        # Each home's first trial waits in paused until the other's has started too: one
+        # trial per home, whichever sweep starts first and however fast it trains.
+        SettingsStore(h.settings).set_mode(Mode.PAUSED, "test")
     cfg = sweep_config(tmp_path / "sweep.yaml")
     args = ("--trials", "2", "--jobs", "1", "--storage", postgres.url)
     a, b = start_sweep(quiet, "pg", cfg, *args), start_sweep(perf, "pg", cfg, *args)
-    _finish_all(a, b)
+    try:
+        runs = {
+            h: wait_for(f"a trial of {h.root.name}", lambda h=h: _paused_trial(h), proc=p)
+            for h, p in ((quiet, a), (perf, b))
+        }
+    finally:
+        SettingsStore(quiet.settings).set_mode(Mode.QUIET, "test")
+        _performance(perf)
+        _finish_all(a, b)
     import optuna
 
     trials = optuna.load_study(study_name="pg", storage=postgres.driver_url).trials
-    assert [t.state.name for t in trials].count("COMPLETE") >= 2
-    homes = {t.user_attrs["home"] for t in trials}
-    assert homes <= {str(quiet.root), str(perf.root)} and len(trials) <= 3
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert {t.user_attrs["home"]: t.user_attrs["run"] for t in trials} == {
+        str(h.root): run for h, run in runs.items()
+    }
+    # Each home's trial trained in that home's own mode, from its first update to its last.
+    for h, mode in ((quiet, "quiet"), (perf, "performance")):
+        rows = [r for r in metrics_rows(h, runs[h]) if r["mode"] != "paused"]
+        assert rows and {r["mode"] for r in rows} == {mode}, (h.root.name, rows)
+        assert read_status(h, runs[h])["applied_mode"] == mode
     shown = run_perfmode(
         "sweep", "pg", "--show", "--storage", postgres.url, "--home", str(quiet.root)
     )
@@ -212,3 +241,49 @@ def test_a_database_that_goes_away_mid_trial_does_not_stop_training(
     (trial,) = optuna.load_study(study_name="down", storage=postgres.driver_url).trials
     assert trial.state.name == "COMPLETE" and sorted(trial.intermediate_values) == [1, 2, 3, 4]
     assert latest_checkpoint(home.checkpoints_dir(run)).timesteps == 1024
+
+
+def test_a_result_the_database_never_takes_is_kept_for_the_next_run(
+    tmp_path: Path, home: Home, postgres
+) -> None:
+    # The trainer waits in paused until the database is down, so every score and the result
+    # meet a storage that is gone; a patience of 1 s stands in for the 10 minutes.
+    SettingsStore(home.settings).set_mode(Mode.PAUSED, "test")
+    cfg = sweep_config(tmp_path / "sweep.yaml")
+    args = ("--trials", "1", "--jobs", "1", "--storage", postgres.url)
+    sweep = start_sweep(home, "gone", cfg, *args, env={PATIENCE_ENV: "1"})
+    run = "sweep-gone-0"
+    try:
+        wait_for(
+            "the trial's trainer to wait in paused",
+            lambda: read_status(home, run).get("state") == "paused",
+            proc=sweep,
+        )
+        postgres.stop()
+        try:
+            _performance(home)
+            sweep.wait(timeout=WAIT_S)
+        finally:
+            postgres.start()
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait(timeout=WAIT_S)
+    text = output(sweep)
+    assert sweep.returncode == 1, text
+    said = [line for line in text.splitlines() if line.startswith("Error: ")]
+    assert said == [
+        f"Error: could not record {run} in {postgres.url}; their run folders and checkpoints "
+        "are kept: run the same command again once the storage is back"
+    ], text
+    assert read_status(home, run)["state"] == "finished"
+    assert latest_checkpoint(home.checkpoints_dir(run)).timesteps == 512
+
+    # The same command, with the database back, records what the folder holds.
+    _finish_all(start_sweep(home, "gone", cfg, *args))
+    import optuna
+
+    trials = optuna.load_study(study_name="gone", storage=postgres.driver_url).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert {t.user_attrs["run"] for t in trials} == {run}
+    assert sorted(trials[1].intermediate_values) == [1, 2] and trials[1].value is not None

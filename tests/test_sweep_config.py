@@ -1,4 +1,5 @@
-"""The sweep: section, the validation part and the learnable synthetic market (no trainers)."""
+"""Sweeps without trainers: the sweep: section, the validation part, the learnable synthetic
+market, refusals before anything starts, --show and the storage's clock."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 import yaml
 
 from perfmode.config.schema import Config, load_config
-from perfmode.config.sweep import DEFAULT_SPACE, check_space_against
+from perfmode.config.sweep import DEFAULT_SPACE, SweepConfig, check_space_against, for_command
 from perfmode.env import EnvConfig, load_market
 from perfmode.errors import UsageError
 from perfmode.sweep.trials import suggest, trial_config
+from tests.sweepkit import _free_port
 
 
 def _write(tmp_path: Path, sweep: dict) -> Path:
@@ -53,6 +55,116 @@ def test_show_of_a_sweep_that_does_not_exist_is_one_line_and_creates_nothing(cli
     assert not (home.root / "sweeps").exists()
     result = cli("evaluate", "--checkpoint", "sweep:nothing")
     assert result.exit_code == 1 and "no sweep named 'nothing'" in result.stderr
+
+
+def _dead_database() -> str:
+    """A PostgreSQL URL where nothing listens: a database that is down."""
+    return f"postgresql://me:secret@127.0.0.1:{_free_port()}/perfmode"
+
+
+def _one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("down", [False, True], ids=["bad-url", "database-down"])
+def test_a_bad_storage_url_or_a_database_down_at_start_is_one_line_and_writes_nothing(
+    cli, home, down: bool
+) -> None:
+    url = _dead_database() if down else "nosuchdb://me:secret@host/db"
+    result = cli("sweep", "s", "--trials", "1", "--storage", url)
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    masked = url.replace(":secret@", ":***@")
+    assert line.startswith(f"Error: cannot open sweep storage {masked}: "), line
+    assert ("Connection refused" if down else "nosuchdb") in line
+    assert "secret" not in result.stderr + result.stdout
+    assert list(home.root.iterdir()) == []
+
+
+@pytest.mark.parametrize("show", [False, True], ids=["run", "show"])
+def test_a_sweep_name_ending_in_a_newline_is_refused(cli, home, show: bool) -> None:
+    args = ("--show",) if show else ("--trials", "1")
+    result = cli("sweep", "x\n", *args, "--storage", _dead_database())
+    assert result.exit_code == 2
+    assert "sweep name 'x\\n' is not allowed" in _one_error_line(result)
+    assert list(home.root.iterdir()) == []
+
+
+def test_a_seeds_only_sweep_refuses_more_trials_than_seeds(cli, home) -> None:
+    # Refused before the storage is opened (it is down here) and before anything runs.
+    result = cli("sweep", "s", "--seeds", "3", "--trials", "4", "--storage", _dead_database())
+    assert result.exit_code == 2
+    assert _one_error_line(result).startswith(
+        "Error: --trials 4 is more than the 3 seeds of this seeds sweep"
+    )
+    assert list(home.root.iterdir()) == []
+
+
+def test_a_seeds_only_sweep_runs_one_trial_per_seed_at_most() -> None:
+    seeds = SweepConfig(seeds=3)  # trials: the default 20
+    assert for_command(seeds).trials == 3
+    assert for_command(seeds, trials=2).trials == 2
+    assert for_command(SweepConfig(), seeds=4).trials == 4
+    with pytest.raises(UsageError, match="--trials 4 is more than the 3 seeds"):
+        for_command(seeds, trials=4)
+    # With a space as well, the seed is one more thing searched: any number of trials.
+    space = {"ppo.learning_rate": {"log_uniform": [1.0e-5, 1.0e-3]}}
+    assert for_command(SweepConfig(seeds=3, space=space), trials=8).trials == 8
+
+
+def test_the_storage_clock_counts_every_call_of_a_trial_in_its_own_thread(home) -> None:
+    import threading
+
+    import optuna
+
+    from perfmode.sweep.storage import StorageClock, timed_storage
+    from tests.sweepkit import journal
+
+    (home.root / "sweeps").mkdir()
+    clock = StorageClock()
+    study = optuna.create_study(
+        study_name="c", storage=timed_storage(journal(home, "c"), clock), direction="maximize"
+    )
+    calls: dict[str, int] = {}
+
+    def one_trial(name: str) -> None:
+        before = clock.now()[1]
+        t = study.ask()  # one call: what the storage does inside it is not counted again
+        after_ask = clock.now()[1]
+        t.suggest_float("x", 0.0, 1.0)
+        t.set_user_attr("run", name)
+        t.report(0.5, 1)
+        t.should_prune()
+        study.tell(t, 1.0)
+        calls[name] = clock.now()[1] - before
+        calls[name + " ask"] = after_ask - before
+
+    one_trial("main")
+    other = threading.Thread(target=one_trial, args=("thread",))
+    other.start()
+    other.join()
+    # ask, suggest, attribute, report, the pruner's read and tell: each counted, in its thread.
+    assert calls["main"] == calls["thread"] >= 6 and calls["main ask"] == calls["thread ask"]
+    assert clock.now()[0] > 0
+
+
+def test_a_worker_stopped_by_an_error_leaves_it_in_the_result(home, monkeypatch) -> None:
+    # What the command turns into its last line and exit code 1, instead of exiting 0.
+    from perfmode.errors import PerfmodeError
+    from perfmode.sweep.runner import Sweep, SweepOptions
+    from perfmode.sweep.storage import where
+
+    sweep = Sweep(home, Config(), where(home, "e", None), SweepOptions("e", 1, 64, jobs=2))
+
+    def broken() -> int:
+        raise PerfmodeError("sweep storage unreachable while trying to count trials: gone")
+
+    monkeypatch.setattr(sweep.records, "counted", broken)
+    result = sweep.run()
+    assert result.error == "sweep storage unreachable while trying to count trials: gone"
+    assert (result.ran, result.unrecorded) == (0, [])
 
 
 def test_the_default_space_is_rl_zoos_and_fits_the_default_config() -> None:

@@ -61,7 +61,8 @@ def sweep(
             "--seeds",
             min=1,
             metavar="N",
-            help="A seeds sweep: the config's hyperparameters with seeds 0..N-1, one trial each.",
+            help="A seeds sweep: the config's hyperparameters with seeds 0..N-1, one trial each "
+            "(--trials may be fewer, not more).",
             show_default=False,
         ),
     ] = None,
@@ -112,25 +113,19 @@ def sweep(
         from perfmode.errors import UsageError
 
         raise UsageError("--json goes with --show (a running sweep logs lines)")
+    from perfmode.sweep.storage import patience_seconds
+
+    patience = patience_seconds()
     h = home_of(home)
     w = where(h, name, storage)
     from perfmode.config.schema import available_cores, load_config_file
-    from perfmode.config.sweep import check_space_against
+    from perfmode.config.sweep import check_space_against, for_command
 
     cfg = load_config_file(config).config
-    changes = {
-        k: v
-        for k, v in {
-            "trials": trials
-            if trials is not None
-            else (seeds if seeds and cfg.sweep.seeds is None else None),
-            "timesteps_per_trial": timesteps_per_trial,
-            "seeds": seeds,
-            "space": {} if seeds is not None and cfg.sweep.space is None else None,
-        }.items()
-        if v is not None
-    }
-    cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, **changes))
+    cfg = dataclasses.replace(
+        cfg,
+        sweep=for_command(cfg.sweep, trials=trials, timesteps=timesteps_per_trial, seeds=seeds),
+    )
     check_space_against(
         dataclasses.replace(
             cfg, sweep=dataclasses.replace(cfg.sweep, space=cfg.sweep.effective_space())
@@ -140,10 +135,6 @@ def sweep(
 
     env = cfg.env if cfg.env.validation else cfg.env.replace(validation=cfg.sweep.validation)
     load_market(env, data)  # bad data is one line now, not one per trial
-    h.root.mkdir(parents=True, exist_ok=True)
-    log_file = h.root / "sweeps" / f"{name}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    setup_logging(log_file=log_file)
     from perfmode.sweep.runner import Sweep, SweepOptions
 
     s = cfg.sweep
@@ -154,17 +145,27 @@ def sweep(
         jobs=jobs or available_cores(),
         data=data,
         seed=seed,
+        patience=patience,
     )
+    # Opening the study first: a bad URL or a database that is down is one line, and nothing
+    # is written to the home.
     runner = Sweep(h, cfg, w, options)
+    log_file = h.root / "sweeps" / f"{name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    setup_logging(log_file=log_file)
     result = runner.run()
     typer.echo(
         f"sweep {name}: {result.ran} trial(s) run here ({result.complete} complete, "
         f"{result.pruned} pruned, {result.failed} failed); see `perfmode sweep {name} --show`"
     )
-    if result.unrecorded:
-        from perfmode.errors import PerfmodeError
+    from perfmode.errors import PerfmodeError
 
+    if result.unrecorded:
         raise PerfmodeError(
             f"could not record {', '.join(result.unrecorded)} in {w.label}; their run folders "
             "and checkpoints are kept: run the same command again once the storage is back"
+        )
+    if result.error:
+        raise PerfmodeError(
+            f"sweep {name} stopped: {result.error}; its trials resume with the same command"
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from perfmode.config.sections import ConfigKeyError, check, describe, from_mapping
+from perfmode.errors import UsageError
 
 if TYPE_CHECKING:
     from perfmode.config.schema import Config
@@ -90,7 +91,8 @@ class SweepConfig:
     seed changes)."""
     seeds: int | list[int] | None = None
     """A seeds sweep: N (seeds 0 to N-1) or a list; the trials take them in turn with the
-    config's hyperparameters (and the space only if one is written). null = no seeds sweep."""
+    config's hyperparameters (and the space only if one is written; without one, at most one
+    trial per seed). null = no seeds sweep."""
     trials: int = 20
     """Trials of the study across every worker and machine (--trials overrides)."""
     timesteps_per_trial: int = 100_000
@@ -152,6 +154,39 @@ class SweepConfig:
         if self.space is not None:
             return dict(self.space)
         return {} if self.seeds is not None else dict(DEFAULT_SPACE)
+
+
+def for_command(
+    sweep: SweepConfig,
+    *,
+    trials: int | None = None,
+    timesteps: int | None = None,
+    seeds: int | None = None,
+) -> SweepConfig:
+    """``sweep`` with the command line's --trials, --timesteps-per-trial and --seeds.
+
+    A seeds-only sweep (nothing else sampled) runs one trial per seed: two trials of one seed
+    would train the very same weights. So it runs at most as many trials as it has seeds,
+    and a --trials above that is refused rather than spent on repeats.
+    """
+    changes: dict[str, Any] = {"timesteps_per_trial": timesteps, "seeds": seeds}
+    if seeds is not None and sweep.space is None:
+        changes["space"] = {}
+    if trials is not None:
+        changes["trials"] = trials
+    elif seeds is not None and sweep.seeds is None:
+        changes["trials"] = seeds
+    out = dataclasses.replace(sweep, **{k: v for k, v in changes.items() if v is not None})
+    seed_list = out.seed_list
+    if seed_list is None or out.effective_space():
+        return out
+    if trials is not None and trials > len(seed_list):
+        raise UsageError(
+            f"--trials {trials} is more than the {len(seed_list)} seeds of this seeds sweep, "
+            f"and a seed's second trial would train the same weights again: pass --trials "
+            f"{len(seed_list)} or fewer, or more seeds (--seeds N)"
+        )
+    return dataclasses.replace(out, trials=min(out.trials, len(seed_list)))
 
 
 def _where(key: str) -> str:

@@ -5,13 +5,17 @@ share it through a lock file). ``--storage`` takes a path ending ``.journal`` or
 (another journal file) or any SQLAlchemy URL Optuna accepts, PostgreSQL being the one for
 several machines. A URL that is wrong, or a database that is down, is one line naming it
 (the password masked); once a sweep runs, storage calls are retried (:func:`retrying`), so a
-database that goes away for a while never stops a trial's training.
+database that goes away for a while never stops a trial's training. Every call a sweep makes
+through the storage is timed (:class:`StorageClock`): the storage's own cost of a trial.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +29,15 @@ log = logging.getLogger("perfmode.sweep")
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}")
 JOURNAL_SUFFIXES = (".journal", ".log")
+PATIENCE_ENV = "PERFMODE_SWEEP_PATIENCE_S"
+DEFAULT_PATIENCE_S = 600.0
 
 
 def check_sweep_name(name: str) -> str:
-    if not _NAME.match(name):
+    # fullmatch: `$` would accept a name ending in a newline, a file name no one can type.
+    if not _NAME.fullmatch(name):
         raise UsageError(
             f"sweep name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (max 41)"
         )
@@ -104,9 +111,7 @@ def open_storage(w: Where, *, create: bool) -> Any:
             "for PostgreSQL: pip install psycopg2-binary"
         ) from None
     except Exception as e:  # SQLAlchemy raises many types; all mean "cannot use it"
-        raise PerfmodeError(
-            f"cannot open sweep storage {masked(w.url)}: {_first_line(e)}"
-        ) from None
+        raise PerfmodeError(f"cannot open sweep storage {masked(w.url)}: {first_line(e)}") from None
 
 
 def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
@@ -150,16 +155,72 @@ def no_study(w: Where, name: str) -> PerfmodeError:
     return _NoStudy(w, name)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    e = _unwrapped(e)
     text = str(getattr(e, "orig", None) or e).strip() or type(e).__name__
     return text.splitlines()[0]
 
 
+def patience_seconds(env: dict[str, str] | None = None) -> float:
+    """How long a trial's result waits for a storage that went away (``$PERFMODE_SWEEP_PATIENCE_S``,
+    default 10 minutes) before its run folder is left for the next sweep to record."""
+    raw = (env if env is not None else os.environ).get(PATIENCE_ENV)
+    if not raw:
+        return DEFAULT_PATIENCE_S
+    try:
+        patience = float(raw)
+    except ValueError:
+        patience = -1.0
+    if not 0 <= patience <= 86_400:
+        raise UsageError(f"{PATIENCE_ENV}={raw!r}: give seconds from 0 to 86400")
+    return patience
+
+
 class StorageClock:
-    """Seconds spent waiting on the storage (the benchmark's "storage cost")."""
+    """Time spent inside the storage's own calls, and how many, per thread.
+
+    A worker thread runs one trial at a time, so what its clock gains from the trial's first
+    call (counting the study's trials before asking for it) to its last (the result) is that
+    trial's storage cost, and never a neighbour's.
+    """
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self._local = threading.local()
+
+    def now(self) -> tuple[float, int]:
+        """(seconds, calls) of this thread so far."""
+        return getattr(self._local, "seconds", 0.0), getattr(self._local, "calls", 0)
+
+    def timed(self, fn: Callable[..., T]) -> Callable[..., T]:
+        local = self._local
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> T:
+            if getattr(local, "inside", False):  # the storage calling itself: counted once
+                return fn(*args, **kwargs)
+            local.inside = True
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                local.inside = False
+                local.seconds = getattr(local, "seconds", 0.0) + time.perf_counter() - t0
+                local.calls = getattr(local, "calls", 0) + 1
+
+        return call
+
+
+def timed_storage(storage: Any, clock: StorageClock) -> Any:
+    """``storage`` (Optuna's, as a study would use it) with every method of Optuna's storage
+    API timed by ``clock``: asks, counts, reports, the pruner's reads, attributes, results."""
+    import optuna
+
+    storage = optuna.storages.get_storage(storage)  # RDB gets its cache first, as in a study
+    for name in dir(optuna.storages.BaseStorage):
+        method = None if name.startswith("_") else getattr(storage, name, None)
+        if callable(method):
+            setattr(storage, name, clock.timed(method))
+    return storage
 
 
 def retrying(
@@ -167,7 +228,6 @@ def retrying(
     what: str,
     *,
     patience: float,
-    clock: StorageClock | None = None,
     should_give_up: Callable[[], bool] = lambda: False,
 ) -> T:
     """``call()``, retried with backoff for up to ``patience`` seconds of storage trouble.
@@ -178,29 +238,35 @@ def retrying(
     start = time.monotonic()
     delay, said = 0.5, False
     while True:
-        t0 = time.monotonic()
         try:
             result = call()
         except Exception as e:
-            if clock is not None:
-                clock.seconds += time.monotonic() - t0
             if isinstance(e, PerfmodeError) or not _transient(e):
                 raise
             if time.monotonic() - start >= patience or should_give_up():
                 raise PerfmodeError(
-                    f"sweep storage unreachable while trying to {what}: {_first_line(e)}"
+                    f"sweep storage unreachable while trying to {what}: {first_line(e)}"
                 ) from None
             if not said:
-                log.warning("⚠️  sweep storage: cannot %s (%s); retrying", what, _first_line(e))
+                log.warning("⚠️  sweep storage: cannot %s (%s); retrying", what, first_line(e))
                 said = True
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
             continue
-        if clock is not None:
-            clock.seconds += time.monotonic() - t0
         if said:
             log.info("🔌 sweep storage: back (%s)", what)
         return result
+
+
+def _unwrapped(e: BaseException) -> BaseException:
+    """What went wrong underneath: Optuna's RDB storage turns every SQLAlchemy error at a
+    commit (a database that went away included) into a StorageInternalError about "invalid
+    data" and keeps the real one as its cause."""
+    from optuna.exceptions import StorageInternalError
+
+    while isinstance(e, StorageInternalError) and isinstance(e.__cause__, Exception):
+        e = e.__cause__
+    return e
 
 
 def _transient(e: Exception) -> bool:
@@ -209,6 +275,7 @@ def _transient(e: Exception) -> bool:
         from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
     except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
         return isinstance(e, OSError)
+    e = _unwrapped(e)  # type: ignore[assignment]
     if isinstance(e, OperationalError | InterfaceError | OSError | TimeoutError):
         return True
     return isinstance(e, DBAPIError) and bool(getattr(e, "connection_invalidated", False))
