@@ -3,6 +3,9 @@ market, refusals before anything starts, --show and the storage's clock."""
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +115,44 @@ def test_a_seeds_only_sweep_runs_one_trial_per_seed_at_most() -> None:
     # With a space as well, the seed is one more thing searched: any number of trials.
     space = {"ppo.learning_rate": {"log_uniform": [1.0e-5, 1.0e-3]}}
     assert for_command(SweepConfig(seeds=3, space=space), trials=8).trials == 8
+
+
+def test_show_names_each_trials_home_and_a_running_trials_steps_so_far(cli, home) -> None:
+    import optuna
+
+    from tests.sweepkit import journal
+
+    (home.root / "sweeps").mkdir()
+    study = optuna.create_study(study_name="lr", storage=journal(home, "lr"), direction="maximize")
+    for state, run in (("COMPLETE", "sweep-lr-0"), ("RUNNING", "sweep-lr-1")):
+        t = study.ask()
+        t.suggest_float("ppo.learning_rate", 1e-5, 1e-3, log=True)
+        attrs = {"run": run, "host": socket.gethostname(), "home": str(home.root)}
+        for k, v in {**attrs, **({"steps": 512} if state == "COMPLETE" else {})}.items():
+            t.set_user_attr(k, v)
+        if state == "COMPLETE":
+            study.tell(t, 0.05)
+    # The running trial's trainer has written its progress; Optuna has no steps for it yet.
+    home.make_run_dir("sweep-lr-1")
+    home.status_file("sweep-lr-1").write_text(json.dumps({"timesteps": 300, "state": "running"}))
+    result = cli("sweep", "lr", "--show")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.split(r"\s+", lines[1].strip())[:7] == [
+        "#",
+        "state",
+        "value",
+        "steps",
+        "machine",
+        "home",
+        "params",
+    ]
+    done, running = (re.split(r"\s+", line.strip()) for line in lines[2:4])
+    assert done[:3] == ["0", "complete", "5.00%"] and done[3] == "512"
+    assert running[:4] == ["1", "running", "-", "300"]
+    assert done[5] == running[5] and str(home.root).endswith(done[5].removeprefix("..."))
+    doc = json.loads(cli("sweep", "lr", "--show", "--json").stdout)
+    assert [r["steps"] for r in doc["trials"]] == [512, 300]
 
 
 def test_the_storage_clock_counts_every_call_of_a_trial_in_its_own_thread(home) -> None:

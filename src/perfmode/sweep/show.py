@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
 from perfmode.base.home import Home
 from perfmode.checkpoint.folders import latest_checkpoint
 from perfmode.errors import PerfmodeError, UsageError
+from perfmode.sweep.child import steps_of
 from perfmode.sweep.storage import Where, no_study, open_storage
 
 
@@ -52,9 +54,22 @@ def summary(study: Any, w: Where) -> dict[str, Any]:
     }
 
 
+def _live_steps(a: dict[str, Any]) -> int | None:
+    """A running trial's steps so far, from its run's status.json when it runs on this
+    machine (a trial records its steps only with its result)."""
+    home, run = a.get("home"), a.get("run")
+    if a.get("host") != socket.gethostname() or not isinstance(home, str) or not run:
+        return None
+    try:
+        return steps_of(Home(Path(home)), str(run))
+    except (PerfmodeError, OSError, ValueError):  # a run name or home it cannot be
+        return None
+
+
 def _row(t: Any) -> dict[str, Any]:
     a = t.user_attrs
     last = max(t.intermediate_values) if t.intermediate_values else None
+    running = t.state.name == "RUNNING"
     return {
         "number": t.number,
         "state": t.state.name.lower(),
@@ -63,7 +78,7 @@ def _row(t: Any) -> dict[str, Any]:
         if last is None
         else {"report": last, "value": t.intermediate_values[last]},
         "params": dict(t.params),
-        "steps": a.get("steps"),
+        "steps": _live_steps(a) if running else a.get("steps"),
         "run": a.get("run"),
         "host": a.get("host"),
         "home": a.get("home"),
@@ -79,13 +94,20 @@ def _row(t: Any) -> dict[str, Any]:
 def lines(s: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(s["counts"].items())) or "no trials"
     out = [f"Sweep {s['sweep']} in {s['storage']}: {counts}; objective: {s['objective']}"]
-    head = f"{'#':>4}  {'state':<9} {'value':>9}  {'steps':>9}  {'machine':<16} params"
+    homes = {r["number"]: _cut(r["home"] or "-", HOME_WIDTH) for r in s["trials"]}
+    hw = max([len("home"), *(len(h) for h in homes.values())])
+    head = (
+        f"{'#':>4}  {'state':<9} {'value':>9}  {'steps':>9}  {'machine':<16} {'home':<{hw}}  params"
+    )
     out.append(head)
     for r in s["trials"]:
         value = f"{r['value']:.2%}" if r["value"] is not None else "-"
         steps = f"{r['steps']:,}" if isinstance(r["steps"], int) else "-"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
-        line = f"{r['number']:>4}  {r['state']:<9} {value:>9}  {steps:>9}  {(r['host'] or '-'):<16} {params}"
+        line = (
+            f"{r['number']:>4}  {r['state']:<9} {value:>9}  {steps:>9}  "
+            f"{(r['host'] or '-'):<16} {homes[r['number']]:<{hw}}  {params}"
+        )
         if r["error"] and r["state"] == "fail":
             line += f"  ({r['error']})"
         out.append(line)
@@ -99,6 +121,14 @@ def lines(s: dict[str, Any]) -> list[str]:
             f"sweep:{s['sweep']}"
         )
     return out
+
+
+HOME_WIDTH = 32
+"""The home column's widest: a long path keeps its end, where homes differ."""
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 def _fmt(v: Any) -> str:
