@@ -254,6 +254,25 @@ def test_data_check_shows_the_validation_part(tmp_path: Path, cli) -> None:
     assert "(100 rows), test " in result.stdout
 
 
+def test_data_check_shows_the_split_a_sweep_would_use(tmp_path: Path, cli) -> None:
+    # No env.validation: train holds nothing out, but a sweep holds out sweep.validation.
+    path = tmp_path / "s.yaml"
+    path.write_text("env:\n  synthetic_length: 1000\nsweep:\n  validation: 0.2\n")
+    result = cli("data", "check", "synthetic", "--config", str(path))
+    assert result.exit_code == 0, result.stderr
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+    assert "validation" not in rows["Split 0.8"] and "(800 rows), test " in rows["Split 0.8"]
+    sweep = rows["Sweep split"]
+    assert "(600 rows), validation " in sweep and "(200 rows), test " in sweep
+    assert sweep.endswith("(what `perfmode sweep` uses: sweep.validation 0.2)")
+    # Without a config: the default sweep.validation, 10%; in JSON as well.
+    result = cli("data", "check", "synthetic", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["validation"] is None and doc["sweep_split"]["fraction"] == 0.1
+    assert doc["sweep_split"]["validation"]["rows"] == 500
+    assert doc["sweep_split"]["test"] == doc["test"]  # the test part is the same
+
+
 def _trend_rule_return(market_kind: str, seed: int) -> tuple[float, float]:
     """(rule, buy-and-hold) test log returns of "long after ten up days on balance, short
     after ten down", after costs: a rule an MLP over the observation window can express."""

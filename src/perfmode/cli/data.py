@@ -71,9 +71,10 @@ def check(
 
     Separator, time and price columns, date order, time zone, rows, first and last stamp,
     duplicates dropped, gaps, bars per year, and the train / validation / test split of the
-    config (validation when env.validation holds rows out). FILE 'synthetic' shows the
-    config's synthetic series. Exits 2 with one line naming the line and column if the file
-    cannot be used.
+    config (validation when env.validation holds rows out; when it holds none, also the
+    split `perfmode sweep` would use, holding out sweep.validation). FILE 'synthetic' shows
+    the config's synthetic series. Exits 2 with one line naming the line and column if the
+    file cannot be used.
 
     Examples:
       perfmode data check EURUSD_Candlestick_1_Hour_BID.csv
@@ -89,36 +90,71 @@ def check(
     if not synthetic:
         prices = read_prices(file.expanduser(), symbol=cfg.symbol, date_format=cfg.date_format)
         summary = prices.summary
+
+    def split_of(env: Any) -> dict[str, Any]:
+        if synthetic:
+            return _parts(env, load_market(env, "synthetic").info)
+        return _parts(env, split_market(prices.close, prices.time, env, summary).info)
+
     problem: UsageError | None = None
     split: dict[str, Any] = {}
     try:
         if synthetic:
             market = load_market(cfg, "synthetic")
-            summary, info = market.summary, market.info
+            summary, split = market.summary, _parts(cfg, market.info)
         else:
-            info = split_market(prices.close, prices.time, cfg, summary).info
-        split = {
-            "window": cfg.window,
-            "split": cfg.split,
-            "validation": info.get("validation"),
-            "train": info["train"],
-            "test": info["test"],
-        }
+            split = split_of(cfg)
     except UsageError as e:
         if synthetic:  # nothing was read to show
             raise
         problem = e
+    sweep = _sweep_split(split_of, cfg, config) if split else None
     if json_out:
-        print_json({**summary.to_json(), **split, "problem": str(problem) if problem else None})
+        print_json(
+            {
+                **summary.to_json(),
+                **split,
+                "sweep_split": sweep,
+                "problem": str(problem) if problem else None,
+            }
+        )
     else:
         rows = summary.lines()
         if split:
             rows.append((f"Split {cfg.split}", _split_text(split)))
+        if sweep is not None and cfg.validation == 0:
+            held = f"sweep.validation {sweep['fraction']:g}"
+            text = sweep.get("problem") or _split_text(sweep)
+            rows.append(("Sweep split", f"{text} (what `perfmode sweep` uses: {held})"))
         width = max(len(label) for label, _ in rows) + 2
         for label, text in rows:
             typer.echo(f"{label:<{width}}{printable(text)}")  # column names come from the file
     if problem is not None:
         raise problem
+
+
+def _parts(env: Any, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "window": env.window,
+        "split": env.split,
+        "validation": info.get("validation"),
+        "train": info["train"],
+        "test": info["test"],
+    }
+
+
+def _sweep_split(split_of: Any, cfg: Any, config: Path | None) -> dict[str, Any]:
+    """The split a sweep's trials use: the config's own when env.validation holds rows out,
+    else the same with sweep.validation held out (the test part is the same either way)."""
+    from perfmode.config.sweep import SweepConfig, load_sweep_config
+
+    fraction = cfg.validation
+    if fraction == 0:
+        fraction = (load_sweep_config(config) if config is not None else SweepConfig()).validation
+    try:
+        return {"fraction": fraction, **split_of(cfg.replace(validation=fraction))}
+    except UsageError as e:  # train would still take this data; a sweep would not
+        return {"fraction": fraction, "problem": str(e)}
 
 
 def with_data_options(cfg: Any, symbol: str | None, date_format: str | None) -> Any:

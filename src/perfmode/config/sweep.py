@@ -17,9 +17,11 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from perfmode.config.sections import ConfigKeyError, check, describe, from_mapping
+from perfmode.config.yamlfile import read_yaml_file
 from perfmode.errors import UsageError
 
 if TYPE_CHECKING:
@@ -187,6 +189,14 @@ def for_command(
             f"{len(seed_list)} or fewer, or more seeds (--seeds N)"
         )
     return dataclasses.replace(out, trials=min(out.trials, len(seed_list)))
+
+
+def load_sweep_config(path: Path) -> SweepConfig:
+    """The ``sweep:`` section of a YAML config file (defaults when the section is absent)."""
+    doc = read_yaml_file(Path(path).expanduser())
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise UsageError(f"config file {path} must hold a mapping of sections (sweep:, ...)")
+    return doc.build(lambda data: from_mapping(SweepConfig, (data or {}).get("sweep"), "sweep"))
 
 
 def _where(key: str) -> str:
