@@ -25,8 +25,9 @@ buffer) run SB3's own ``collect_rollouts`` and ``train``; an optimizer it does n
 (another class, several parameter groups, amsgrad, fused or capturable Adam, step
 pre-hooks) gets its own ``step()``. Where a lean method runs, callbacks see the locals SB3's
 rollout gives them and the update logs what SB3's logs. SB3's own PPO and VecNormalize tests
-pass with these classes in place of its own; ``tests/test_fast_path_fallbacks.py`` holds the
-cases they once failed.
+pass with these classes in place of its own (``benchmarks/sb3_suite.py`` runs them);
+``tests/test_fast_path_fallbacks.py`` holds the cases they once failed and each family the
+lean methods leave to SB3's.
 """
 
 from __future__ import annotations
