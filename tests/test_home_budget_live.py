@@ -1,5 +1,6 @@
 """The home's budget with real trainers: quiet shared, performance's extra runs wait, and
-what a run learns does not depend on the runs it shared the home with.
+what a run learns does not depend on the runs it shared the home with, or on having shared
+it at all.
 
 The trainers are pinned to one CPU, so the machine they see has one core whatever else
 runs on it: performance serves exactly one run.
@@ -18,7 +19,14 @@ from perfmode.base.home import Home
 from perfmode.checkpoint.folders import list_checkpoints
 from perfmode.checkpoint.io import read_weights
 from tests.conftest import run_perfmode, wait_for
-from tests.trainkit import log_text, read_status, start_trainer, trainer_output, write_config
+from tests.trainkit import (
+    log_text,
+    read_status,
+    start_trainer,
+    stop_trainer,
+    trainer_output,
+    write_config,
+)
 
 
 def _pinned(proc: psutil.Popen | object) -> None:
@@ -88,10 +96,21 @@ def test_quiet_shares_the_home_performance_makes_the_second_run_wait_learning_un
     done = _log_time(home, "a", "✅ Finished")
     resumed = _log_time(home, "b", "▶️  Home budget")
     assert -1 < (resumed - done).total_seconds() < 5, (done, resumed)
-    # Same seed, same config: the same weights, whoever shared the home and when.
-    wa, wb = (
-        read_weights(list_checkpoints(home.checkpoints_dir(r))[0] / "policy.pth") for r in "ab"
+    # Same seed, same config: the same weights, whoever shared the home and when, and the
+    # same as the seed trained alone in a home of its own (one torch thread in every mode).
+    alone = Home(tmp_path / "alone")
+    alone.root.mkdir()
+    alone.settings.write_text('{"performance_mode": "performance"}')
+    solo = start_trainer(alone, config, "--seed", "5")
+    try:
+        assert solo.wait(timeout=180) == 0, trainer_output(solo)
+    finally:
+        stop_trainer(solo)
+    wa, wb, walone = (
+        read_weights(list_checkpoints(h.checkpoints_dir(r))[0] / "policy.pth")
+        for h, r in ((home, "a"), (home, "b"), (alone, "default"))
     )
-    assert wa.keys() == wb.keys()
+    assert wa.keys() == wb.keys() == walone.keys()
     for key in wa:
         assert torch.equal(wa[key], wb[key]), key
+        assert torch.equal(wa[key], walone[key]), key
