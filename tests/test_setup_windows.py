@@ -83,7 +83,9 @@ def test_the_powershell_setup_is_the_makefiles() -> None:
 
 def test_the_parsers_see_a_difference() -> None:
     make = "BIN := .venv/bin\ndemo: x\n\t$(BIN)/perfmode train --timesteps 250000\n"
-    readme = "### Set-up on Windows\n```powershell\n# make demo\n.venv\\Scripts\\perfmode train\n```\n"
+    readme = (
+        "### Set-up on Windows\n```powershell\n# make demo\n.venv\\Scripts\\perfmode train\n```\n"
+    )
     want = spelled_alike(makefile_steps(make)["demo"][0], ".venv/bin/", ("python3",))
     got = spelled_alike(powershell_steps(readme)["demo"][0], ".venv/Scripts/", ("py",))
     assert want == ["VENV/perfmode", "train", "--timesteps", "250000"]
