@@ -83,10 +83,11 @@ def sweep(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a sweep's trials in this home, or --show it. Each trial is an ordinary run
-    (runs/sweep-NAME-<number>/) that the mode, holds, `status` and the page see; its score
-    is its return on the data's validation part. The same command again (or on another
-    machine with the same --storage) continues the study.
+    """Search hyperparameters or seeds with Optuna, each trial a governed run; or --show one.
+
+    Each trial is an ordinary run (runs/sweep-NAME-<number>/) that the mode, holds,
+    `status` and the page see; its score is its return on the data's validation part. The
+    same command again (or on another machine with the same --storage) continues the study.
 
     Examples:
       perfmode sweep lr --trials 20 --timesteps-per-trial 50000
