@@ -166,6 +166,11 @@ def train(
             }
             flags = {_FLAG_KEYS[f]: f for f, v in given.items() if v is not None}
             summary = startup_lines(loaded, settings_of(loaded, cfg, flags))
+            from perfmode.base.platform import lower_priority
+
+            # Before the data and torch: a trainer's start-up (seconds of CPU, a sweep's
+            # trials start again and again) gives way to the user's programs too.
+            lower_priority(cfg.training.nice)
             from perfmode.env import load_market  # numpy and pandas: only once the config is good
 
             market = load_market(cfg.env)

@@ -55,14 +55,19 @@ def windows_priority_class(nice: int) -> int | None:
 
 
 def lower_priority(nice: int, *, system: str = SYSTEM, process: _Niceable | None = None) -> None:
-    """Lower this process's priority by ``nice`` (never raise it; failures are ignored:
-    a priority is a courtesy to the other programs, not a reason to stop)."""
+    """Lower this process's priority to nice value ``nice`` (never raise it; failures are
+    ignored: a priority is a courtesy to the other programs, not a reason to stop).
+
+    A level, not a step, as Windows' priority classes are: a second call changes nothing,
+    so ``perfmode train`` lowers it before its imports (seconds of CPU) and the trainer
+    again for callers of the library, and a process started at a lower priority keeps it.
+    """
     if nice <= 0:
         return
     if system != "windows":
         if hasattr(os, "nice"):
             with contextlib.suppress(OSError):
-                os.nice(nice)
+                os.nice(max(0, nice - os.nice(0)))
         return
     wanted = windows_priority_class(nice)
     try:
