@@ -42,7 +42,7 @@ from perfmode.training.callbacks import (
 )
 from perfmode.training.governed import GovernedPPO, HalveBatchOnOom
 from perfmode.training.stop import StopRequest
-from perfmode.training.validation import ValidatingCallback, ValidationReports
+from perfmode.training.validation import Pace, ValidatingCallback, ValidationReports
 
 log = logging.getLogger("perfmode.train")
 
@@ -104,8 +104,9 @@ class TrainingSession:
             self.status,
             resumed_from,
         )
+        pace = Pace(tick=self.governor.tick, stopped=lambda: self.stop.requested)
         self.validating = ValidatingCallback(
-            ValidationReports(home.run_dir(run), config, model.num_timesteps), venv, market
+            ValidationReports(home.run_dir(run), config, model.num_timesteps, pace), venv, market
         )
         self.callback = session_callbacks(
             self.governing, self.reporting, self.checkpointing, self.validating

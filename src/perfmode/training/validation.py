@@ -6,12 +6,18 @@ observations normalised with the training statistics as they are (nothing update
 an env of its own: the training envs, the model and every random stream are untouched, so a
 run learns the same with or without scores. ``perfmode sweep`` reads the file to report a
 trial's progress and result; the trainer itself knows nothing of sweeps.
+
+A score steps through the whole validation part (tens of thousands of bars in a real price
+file): the governor ticks at each of its steps as at a training step, so quiet's share,
+paused and a switch apply during it too, and a stop gives it up (no score for that step
+count) instead of waiting for its end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +34,34 @@ log = logging.getLogger("perfmode.train")
 VALIDATION_FILE = "validation.json"
 
 
-def validation_return(model: Any, venv: Any, market: Market, config: Config) -> float:
+class Pace:
+    """How a score shares the trainer with the governor: ``tick`` at every step, and
+    ``stopped`` says when to give the score up."""
+
+    def __init__(
+        self,
+        tick: Callable[[], None] = lambda: None,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.tick, self.stopped = tick, stopped
+
+
+def validation_return(
+    model: Any, venv: Any, market: Market, config: Config, pace: Pace | None = None
+) -> float | None:
     """Total return of ``model``'s deterministic policy over the validation part, traded as
-    ``perfmode evaluate`` trades the test part (a drawdown stop closes the position)."""
+    ``perfmode evaluate`` trades the test part (a drawdown stop closes the position); None
+    when ``pace`` said stop before the end."""
+    pace = pace or Pace()
     series = market.part("validation")
     env = TradingEnv(series, config.env.replace(episode_length=None))
     normalize = getattr(venv, "normalize_obs", None) if config.training.normalize else None
     obs, _ = env.reset(seed=0, options={"start": env.cfg.window})
     start = env.equity
     for _ in range(len(series) - 1 - env.cfg.window):
+        pace.tick()
+        if pace.stopped():
+            return None
         x = normalize(obs[None, :]) if normalize is not None else obs[None, :]
         action, _ = model.policy.predict(x, deterministic=True)
         obs, _, terminated, truncated, _ = env.step(int(np.asarray(action).reshape(-1)[0]))
@@ -52,7 +77,10 @@ def validation_return(model: Any, venv: Any, market: Market, config: Config) -> 
 class ValidationReports:
     """Appends scores to ``RUN/validation.json`` (atomic replace: a reader sees whole files)."""
 
-    def __init__(self, run_dir: Path, config: Config, start_timesteps: int) -> None:
+    def __init__(
+        self, run_dir: Path, config: Config, start_timesteps: int, pace: Pace | None = None
+    ) -> None:
+        self.pace = pace or Pace()
         self.path = run_dir / VALIDATION_FILE
         self.every = config.training.validate_every
         self.config = config
@@ -76,19 +104,23 @@ class ValidationReports:
     def at_boundary(self, model: Any, venv: Any, market: Market) -> None:
         if not self.enabled or model.num_timesteps < self._next:
             return
-        self._report(model, venv, market)
-        self._next = (model.num_timesteps // self.every + 1) * self.every
+        if self._report(model, venv, market):
+            self._next = (model.num_timesteps // self.every + 1) * self.every
 
     def at_finish(self, model: Any, venv: Any, market: Market) -> None:
         if not self.enabled:
             return
         if not self.reports or self.reports[-1]["timesteps"] != model.num_timesteps:
             self._report(model, venv, market)
-        self.final = self.reports[-1]
+        if self.reports and self.reports[-1]["timesteps"] == model.num_timesteps:
+            self.final = self.reports[-1]
         self._write()
 
-    def _report(self, model: Any, venv: Any, market: Market) -> None:
-        value = validation_return(model, venv, market, self.config)
+    def _report(self, model: Any, venv: Any, market: Market) -> bool:
+        """Score now and write it; False when a stop came first (nothing written)."""
+        value = validation_return(model, venv, market, self.config, self.pace)
+        if value is None:
+            return False
         self.reports.append(
             {
                 "report": model.num_timesteps // self.every,
@@ -97,6 +129,7 @@ class ValidationReports:
             }
         )
         self._write()
+        return True
 
     def _write(self) -> None:
         # A full disk must not stop training: the checkpoint write reports that one.
