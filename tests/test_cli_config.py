@@ -176,11 +176,16 @@ def test_train_logs_its_config_and_what_differs_once(
 def test_train_without_a_config_says_so(home: Home, monkeypatch) -> None:
     # The embedded default lowers the trainer's priority (training.nice); in-process that
     # would be the pytest process's, for good: record the call instead.
-    asked: list[int] = []
-    monkeypatch.setattr(os, "nice", asked.append)
+    niceness = [0]
+
+    def nice(increment: int) -> int:
+        niceness[0] += increment
+        return niceness[0]
+
+    monkeypatch.setattr(os, "nice", nice)
     result = invoke("train", "--timesteps", "1", "--home", str(home.root))
     assert result.exit_code == 0, result.stderr
-    assert asked == [Config().training.nice]
+    assert niceness == [Config().training.nice]  # lowered to it once, whoever asked again
     log = log_text(home)
     assert "📄 Config: the embedded default (no --config); 1 value differs from the default:" in log
     assert (

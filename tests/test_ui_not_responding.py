@@ -3,10 +3,13 @@ training one, as `perfmode status` does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -36,76 +39,79 @@ def _write_status(home: Home, run: str, pid: int, **fields: object) -> None:
     home.status_file(run).write_text(json.dumps(status))
 
 
-def test_a_stopped_trainer_shows_as_not_responding(home: Home) -> None:
+@contextlib.contextmanager
+def _page_beside_a_process(
+    home: Home, stop_it: bool = False
+) -> Iterator[tuple[Any, int, Callable[[], None]]]:
+    """A live process standing in for a trainer (stopped, as SIGSTOP leaves one, if
+    ``stop_it``) and a Chromium page: yields (page, the process's pid, a function that
+    starts the home's server and opens it), so the test writes the status first. Page
+    errors fail the test."""
     executable = need_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
-    # A live process, stopped, that wrote a fresh status: what SIGSTOP leaves of a trainer.
-    stopped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     server = None
     try:
-        stopped.send_signal(signal.SIGSTOP)
-        _write_status(home, "night", stopped.pid, applied_mode="quiet")
-        server = UiServer(home)
+        if stop_it:
+            proc.send_signal(signal.SIGSTOP)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            run = page.locator(".run[data-run='night']")
-            expect(run.locator(".badge")).to_have_text("not responding", timeout=SLOW_MS)
-            expect(run.locator(".notes")).to_contain_text(
-                f"the process is stopped (SIGSTOP or Ctrl-Z); `kill -CONT {stopped.pid}`",
-                timeout=SLOW_MS,
-            )
+
+            def open_page() -> None:
+                nonlocal server
+                server = UiServer(home)
+                page.goto(server.url)
+
+            yield page, proc.pid, open_page
             browser.close()
             assert not errors, errors
     finally:
         if server is not None:
             server.stop()
-        stopped.kill()
-        stopped.wait(60)
+        proc.kill()
+        proc.wait(60)
+
+
+def test_a_stopped_trainer_shows_as_not_responding(home: Home) -> None:
+    from playwright.sync_api import expect
+
+    with _page_beside_a_process(home, stop_it=True) as (page, pid, open_home):
+        _write_status(home, "night", pid, applied_mode="quiet")
+        open_home()
+        run = page.locator(".run[data-run='night']")
+        expect(run.locator(".badge")).to_have_text("not responding", timeout=SLOW_MS)
+        expect(run.locator(".notes")).to_contain_text(
+            f"the process is stopped (SIGSTOP or Ctrl-Z); `kill -CONT {pid}`",
+            timeout=SLOW_MS,
+        )
 
 
 def test_the_homes_other_runs_are_counted_apart_from_other_programs(home: Home) -> None:
-    executable = need_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    server = None
-    try:
+    with _page_beside_a_process(home) as (page, pid, open_home):
         # Other programs' CPU as the trainer reports it: 1.5 cores, 1.0 of them another run.
-        _write_status(home, "seed1", alive.pid, fps=4000.0, foreign_cpu=1.5, other_trainers_cpu=1.0)
-        server = UiServer(home)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(server.url)
-            facts = page.locator(".run[data-run='seed1'] .run-facts")
-            expect(facts).to_contain_text("other programs0.5 cores", timeout=SLOW_MS)
-            expect(facts).to_contain_text("other runs1.0 cores", timeout=SLOW_MS)
-            browser.close()
-    finally:
-        if server is not None:
-            server.stop()
-        alive.kill()
-        alive.wait(60)
+        _write_status(home, "seed1", pid, fps=4000.0, foreign_cpu=1.5, other_trainers_cpu=1.0)
+        open_home()
+        facts = page.locator(".run[data-run='seed1'] .run-facts")
+        expect(facts).to_contain_text("other programs0.5 cores", timeout=SLOW_MS)
+        expect(facts).to_contain_text("other runs1.0 cores", timeout=SLOW_MS)
 
 
 def test_a_waiting_run_shows_no_cpu_not_its_profiles_share(home: Home) -> None:
-    executable = need_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    server = None
-    try:
+    with _page_beside_a_process(home) as (page, pid, open_home):
         # The profile's 100% beside the waiting state, as an earlier trainer wrote it.
         reason = "waiting: 1 core free serves 1 run; 2nd in line"
         _write_status(
             home,
             "s1",
-            alive.pid,
+            pid,
             state="waiting",
             batch_size=128,
             n_epochs=4,
@@ -114,18 +120,8 @@ def test_a_waiting_run_shows_no_cpu_not_its_profiles_share(home: Home) -> None:
             applied_at=format_time(utc_now()),
             budget={"state": "waiting", "cpu_share": 0.0, "reason": reason},
         )
-        server = UiServer(home)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(server.url)
-            applied = page.locator(".run[data-run='s1'] .applied")
-            expect(applied).to_contain_text(
-                "batch 128 · epochs 4 · threads 1 · CPU 0% (waiting)", timeout=SLOW_MS
-            )
-            browser.close()
-    finally:
-        if server is not None:
-            server.stop()
-        alive.kill()
-        alive.wait(60)
+        open_home()
+        applied = page.locator(".run[data-run='s1'] .applied")
+        expect(applied).to_contain_text(
+            "batch 128 · epochs 4 · threads 1 · CPU 0% (waiting)", timeout=SLOW_MS
+        )

@@ -166,14 +166,15 @@ def train(
             }
             flags = {_FLAG_KEYS[f]: f for f, v in given.items() if v is not None}
             summary = startup_lines(loaded, settings_of(loaded, cfg, flags))
-            from perfmode.base.platform import lower_priority
-
-            # Before the data and torch: a trainer's start-up (seconds of CPU, a sweep's
-            # trials start again and again) gives way to the user's programs too.
-            lower_priority(cfg.training.nice)
             from perfmode.env import load_market  # numpy and pandas: only once the config is good
 
             market = load_market(cfg.env)
+            from perfmode.base.platform import lower_priority
+
+            # Before torch: a trainer's start-up (seconds of CPU, again at every trial of a
+            # sweep) gives way to the user's programs too. After the input is known good, so
+            # a command refused for bad input leaves the caller's priority as it was.
+            lower_priority(cfg.training.nice)
             from perfmode.training.trainer import train as run_training
 
             result = run_training(
