@@ -112,7 +112,8 @@ def home_budget_lines(runs: list[RunView]) -> list[tuple[str, str]]:
         elif share is not None and 0 <= share < 1:
             how = f"{share:.2g} cores"
         else:
-            how = f"{_steps(budget.cores)} core(s)"
+            cores = budget.cores or 1
+            how = f"{_steps(cores)} core{'' if cores == 1 else 's'}"
         label = f"Run {_printable(t.run.run, 24)}"
         lines.append((label, f"{state}, {how}: {_printable(budget.reason, 160)}"))
     return lines

@@ -127,7 +127,7 @@ def decide_share(
             why = f"waiting: {cores}; {ordinal(position)} in line"
             return Share("waiting", 0.0, position, n, served, why)
         mine = max(1, line[position - 1].cores)
-        why = f"performance: {mine} of {_cores(free)} free; {_runs(n)} in the home"
+        why = f"performance: {_cores(mine)} of the {_cores(free)} free; {_runs(n)} in the home"
         return Share("training", profile_share, position, n, served, why)
     # quiet (and any other capped profile): the share is the home's total.
     cap = max(1, math.floor(profile_share / MIN_RUN_SHARE + 1e-9))
