@@ -60,6 +60,7 @@ def test_performance_serves_one_run_per_free_core_in_start_order() -> None:
     ]
     assert [s.state for s in shares] == ["training", "training", "waiting", "waiting"]
     assert shares[3].reason == "waiting: 2 cores free serve 2 runs; 4th in line"
+    assert shares[0].reason == "performance: 1 core of the 2 cores free; 4 runs in the home"
     assert shares[0].cpu_share == 1.0
     # A run that trains with two threads takes two of the free cores.
     wide = [Peer("w", 1, 1.0, 2), *peers]
