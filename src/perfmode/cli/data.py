@@ -148,13 +148,12 @@ def _sweep_split(split_of: Any, cfg: Any, config: Path | None) -> dict[str, Any]
     else the same with sweep.validation held out (the test part is the same either way)."""
     from perfmode.config.sweep import SweepConfig, load_sweep_config
 
-    fraction = cfg.validation
-    if fraction == 0:
-        fraction = (load_sweep_config(config) if config is not None else SweepConfig()).validation
+    sweep = load_sweep_config(config) if config is not None else SweepConfig()
+    env = sweep.trial_env(cfg)
     try:
-        return {"fraction": fraction, **split_of(cfg.replace(validation=fraction))}
+        return {"fraction": env.validation, **split_of(env)}
     except UsageError as e:  # train would still take this data; a sweep would not
-        return {"fraction": fraction, "problem": str(e)}
+        return {"fraction": env.validation, "problem": str(e)}
 
 
 def with_data_options(cfg: Any, symbol: str | None, date_format: str | None) -> Any:

@@ -134,8 +134,7 @@ def sweep(
     )
     from perfmode.env import load_market
 
-    env = cfg.env if cfg.env.validation else cfg.env.replace(validation=cfg.sweep.validation)
-    load_market(env, data)  # bad data is one line now, not one per trial
+    load_market(cfg.sweep.trial_env(cfg.env), data)  # bad data is one line now, not one per trial
     from perfmode.sweep.runner import Sweep, SweepOptions
 
     s = cfg.sweep

@@ -25,6 +25,7 @@ from perfmode.config.yamlfile import read_yaml_file
 from perfmode.errors import UsageError
 
 if TYPE_CHECKING:
+    from perfmode.config.env import EnvConfig
     from perfmode.config.schema import Config
 
 KINDS = ("log_uniform", "uniform", "int", "choice")
@@ -150,6 +151,11 @@ class SweepConfig:
         if isinstance(self.seeds, int):
             return list(range(self.seeds))
         return list(self.seeds)
+
+    def trial_env(self, env: EnvConfig) -> EnvConfig:
+        """The env a trial trains with: ``env``'s validation part as written, else
+        :attr:`validation` of the rows held out (a trial is scored on a validation part)."""
+        return env if env.validation else env.replace(validation=self.validation)
 
     def effective_space(self) -> dict[str, dict[str, Any]]:
         """The space trials sample (the seeds of a seeds sweep are given, not sampled)."""

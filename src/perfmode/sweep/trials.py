@@ -55,9 +55,7 @@ def trial_config(base: Config, values: dict[str, Any], timesteps: int, data: str
     config = apply_values(base, values)
     every = max(1, math.ceil(timesteps / sweep.reports))
     training = dataclasses.replace(config.training, total_timesteps=timesteps, validate_every=every)
-    env = config.env
-    if env.validation == 0:
-        env = env.replace(validation=sweep.validation)
+    env = sweep.trial_env(config.env)
     if data is not None:
         env = env.replace(data=data)
     if not env.is_synthetic:
