@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from perfmode.checkpoint.folders import latest_checkpoint
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.sweep.child import steps_of
 from perfmode.sweep.storage import Where, no_study, open_storage
+from perfmode.sweep.trials import on_this_machine
 
 
 def load_study(w: Where, name: str) -> Any:
@@ -58,7 +58,7 @@ def _live_steps(a: dict[str, Any]) -> int | None:
     """A running trial's steps so far, from its run's status.json when it runs on this
     machine (a trial records its steps only with its result)."""
     home, run = a.get("home"), a.get("run")
-    if a.get("host") != socket.gethostname() or not isinstance(home, str) or not run:
+    if not on_this_machine(a) or not isinstance(home, str) or not run:
         return None
     try:
         return steps_of(Home(Path(home)), str(run))

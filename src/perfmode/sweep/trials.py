@@ -100,5 +100,10 @@ def owner_alive(attrs: dict[str, Any]) -> bool:
     return now is not None and (started is None or abs(now - float(started)) < 1.0)
 
 
+def on_this_machine(attrs: dict[str, Any]) -> bool:
+    """Whether a trial runs (or ran) on this machine, as :func:`identity` recorded it."""
+    return attrs.get("host") == socket.gethostname()
+
+
 def is_ours(attrs: dict[str, Any], home: Home) -> bool:
-    return attrs.get("host") == socket.gethostname() and attrs.get("home") == str(home.root)
+    return on_this_machine(attrs) and attrs.get("home") == str(home.root)
