@@ -476,9 +476,11 @@ def test_help_on_an_ascii_console_prints_ascii_instead_of_crashing() -> None:
 STAND_IN = signal.SIGUSR1
 
 
-def _installed_for_stand_in(monkeypatch: pytest.MonkeyPatch, module: object, enter) -> bool:
+def _installed_for_stand_in(monkeypatch: pytest.MonkeyPatch, enter) -> bool:
+    # Every stop point goes through the platform's on_stop_signals: a signal the platform
+    # adds to its stop signals reaches each of them.
     monkeypatch.setattr(
-        module, "stop_signals", lambda **_: (signal.SIGINT, signal.SIGTERM, STAND_IN)
+        process, "stop_signals", lambda **_: (signal.SIGINT, signal.SIGTERM, STAND_IN)
     )
     before = signal.getsignal(STAND_IN)
     with enter():
@@ -495,13 +497,11 @@ def test_every_stop_listens_to_the_platforms_signals(monkeypatch: pytest.MonkeyP
     from perfmode.sweep import runner as sweep
     from perfmode.training import seeds, stop
 
-    assert _installed_for_stand_in(monkeypatch, stop, lambda: stop.StopRequest().installed())
-    assert _installed_for_stand_in(monkeypatch, daemon, daemon.stop_on_signals)
-    assert _installed_for_stand_in(monkeypatch, train_cli, train_cli._stop_before_training)
-    assert _installed_for_stand_in(monkeypatch, seeds, seeds.SeedRuns([])._handlers)
-    assert _installed_for_stand_in(
-        monkeypatch, sweep, lambda: sweep.stop_on_signals(threading.Event())
-    )
+    assert _installed_for_stand_in(monkeypatch, lambda: stop.StopRequest().installed())
+    assert _installed_for_stand_in(monkeypatch, daemon.stop_on_signals)
+    assert _installed_for_stand_in(monkeypatch, train_cli._stop_before_training)
+    assert _installed_for_stand_in(monkeypatch, seeds.SeedRuns([])._handlers)
+    assert _installed_for_stand_in(monkeypatch, lambda: sweep.stop_on_signals(threading.Event()))
 
 
 def test_a_child_stopped_with_its_parent_is_wrapped_on_linux_only() -> None:

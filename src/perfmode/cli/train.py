@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from perfmode.base.platform import stop_signals
+from perfmode.base.platform import on_stop_signals
 from perfmode.cli.app import HomeOpt, app, home_of, setup_logging
 from perfmode.cli.data import DateFormatOpt, SymbolOpt, with_data_options
 
@@ -240,10 +240,5 @@ def _stop_before_training() -> Iterator[list[str]]:
             stopped.append(signal.Signals(signum).name)
             raise _StoppedBeforeTraining
 
-    signals = stop_signals()
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
+    with on_stop_signals(handler):
         yield stopped
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)

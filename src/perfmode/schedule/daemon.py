@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from filelock import FileLock, Timeout
 from perfmode.base.clock import format_time, utc_now
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
-from perfmode.base.platform import stop_signals
+from perfmode.base.platform import on_stop_signals
 from perfmode.base.smallfile import read_small
 from perfmode.errors import PerfmodeError, UsageError
 from perfmode.schedule.store import SCHEDULE_KEY, reconcile, timetable_of
@@ -215,15 +214,8 @@ def stop_on_signals() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signals only reach the main thread; the caller sets the event
         return
-    sigs = stop_signals(hangup=True)
-    old = {s: signal.getsignal(s) for s in sigs}
-    for s in sigs:
-        signal.signal(s, lambda *_: stop.set())
-    try:
+    with on_stop_signals(lambda *_: stop.set(), hangup=True):
         yield stop
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 def run_daemon(

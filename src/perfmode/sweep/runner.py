@@ -28,7 +28,7 @@ from typing import Any
 
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
-from perfmode.base.platform import stop_signals
+from perfmode.base.platform import on_stop_signals
 from perfmode.config.schema import Config
 from perfmode.errors import PerfmodeError
 from perfmode.sweep import trials as tr
@@ -87,12 +87,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, handler) for s in stop_signals()}
-    try:
+    with on_stop_signals(handler):
         yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 class Sweep:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from perfmode.base.home import check_run_name
-from perfmode.base.platform import detached_kwargs, quit_child, stop_process, stop_signals
+from perfmode.base.platform import detached_kwargs, on_stop_signals, quit_child, stop_process
 from perfmode.errors import UsageError
 
 MAX_SEEDS = 256
@@ -100,12 +99,8 @@ class SeedRuns:
 
     @contextlib.contextmanager
     def _handlers(self) -> Iterator[None]:
-        previous = {s: signal.signal(s, self._stop) for s in stop_signals()}
-        try:
+        with on_stop_signals(self._stop):
             yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
 
     def run(self, out: IO[str] = sys.stdout) -> int:
         lock = threading.Lock()

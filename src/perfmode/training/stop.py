@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from perfmode.base.platform import stop_signals
+from perfmode.base.platform import on_stop_signals
 
 log = logging.getLogger("perfmode.train")
 
@@ -57,9 +57,5 @@ class StopRequest:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        previous = {s: signal.signal(s, self._handle) for s in stop_signals()}
-        try:
+        with on_stop_signals(self._handle):
             yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)

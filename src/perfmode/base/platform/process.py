@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from perfmode.base.platform.system import SYSTEM
@@ -150,6 +150,18 @@ def stop_signal_names(system: str = SYSTEM, *, hangup: bool = False) -> list[str
 
 def stop_signals(*, hangup: bool = False) -> tuple[int, ...]:
     return _present(stop_signal_names(hangup=hangup))
+
+
+@contextlib.contextmanager
+def on_stop_signals(handler: Callable[[int, Any], Any], *, hangup: bool = False) -> Iterator[None]:
+    """``handler`` for each of :func:`stop_signals` while inside (main thread only, as
+    ``signal.signal`` is); the handlers before it are put back on the way out."""
+    previous = {s: signal.signal(s, handler) for s in stop_signals(hangup=hangup)}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def forwarded_signal_names(system: str = SYSTEM) -> list[str]:
