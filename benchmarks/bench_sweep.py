@@ -16,6 +16,7 @@ Side by side, in one run, on this machine (say what else ran: the figures print 
 
 Run: .venv/bin/python benchmarks/bench_sweep.py [--trials 4] [--steps 4096]
        [--seconds 150] [--learn-trials 6] [--learn-steps 16384]
+       [--parts throughput,homes,learn]
      .venv/bin/python benchmarks/bench_sweep.py --smoke   # every part, tiny: checks the
        script runs (a minute or two); its figures mean nothing
 Needs PostgreSQL's server binaries for part 3 (apt-get install postgresql); without them
@@ -291,29 +292,7 @@ def part_learnable(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=4096)
-    ap.add_argument("--seconds", type=float, default=150)
-    ap.add_argument("--learn-trials", type=int, default=6)
-    ap.add_argument("--learn-steps", type=int, default=16384)
-    ap.add_argument(
-        "--smoke", action="store_true", help="every part, tiny: that it runs, not what it finds"
-    )
-    args = ap.parse_args()
-    if args.smoke:
-        args.trials, args.steps, args.seconds = 2, 512, 20
-        args.learn_trials, args.learn_steps = 1, 512
-    print(
-        f"bench_sweep: {psutil.cpu_count()} cores, {args.trials} trials x {args.steps} steps; "
-        f"config n_steps 128 x 4 envs, net [64, 64]"
-    )
-    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
-        root = Path(tmp)
-        tp = part_throughput(root, args)
-        two = part_two_homes(root, args)
-        learn = part_learnable(root, args)
+def print_throughput(tp: dict[str, Any]) -> None:
     print("\n1. trials per hour, performance, 2 cores")
     print(
         f"   sweep --jobs 2        {tp['sweep_per_hour']:8.1f}  ({tp['sweep_s']:.0f} s; {tp['sweep_load']})"
@@ -323,6 +302,42 @@ def main() -> None:
     )
     print(f"   speed-up              {tp['sweep_per_hour'] / tp['seq_per_hour']:8.2f}x")
     print(f"2. trial 0's weights == perfmode train with its trial.yaml: {tp['weights_equal']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=4096)
+    ap.add_argument("--seconds", type=float, default=150)
+    ap.add_argument("--learn-trials", type=int, default=6)
+    ap.add_argument("--learn-steps", type=int, default=16384)
+    ap.add_argument(
+        "--parts",
+        default="throughput,homes,learn",
+        help="which to run: throughput (1, 2, 4's journal), homes (3, 4's PostgreSQL), learn (5)",
+    )
+    ap.add_argument(
+        "--smoke", action="store_true", help="every part, tiny: that it runs, not what it finds"
+    )
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    unknown = parts - {"throughput", "homes", "learn"}
+    if unknown:
+        sys.exit(f"--parts: unknown {', '.join(sorted(unknown))}; use throughput,homes,learn")
+    if args.smoke:
+        args.trials, args.steps, args.seconds = 2, 512, 20
+        args.learn_trials, args.learn_steps = 1, 512
+    print(
+        f"bench_sweep: {psutil.cpu_count()} cores, {args.trials} trials x {args.steps} steps; "
+        f"config n_steps 128 x 4 envs, net [64, 64]"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        root = Path(tmp)
+        tp = part_throughput(root, args) if "throughput" in parts else None
+        two = part_two_homes(root, args) if "homes" in parts else "not run (--parts)"
+        learn = part_learnable(root, args) if "learn" in parts else {}
+    if tp is not None:
+        print_throughput(tp)
     print("3. two homes, one PostgreSQL study")
     if isinstance(two, str):
         print(f"   {two}")
@@ -333,13 +348,17 @@ def main() -> None:
         )
         print(f"   ({two['load']})")
     print("4. storage's own cost, share of a trial's wall time (target < 2%)")
-    print(f"   journal     {tp['journal_storage']}")
+    if tp is not None:
+        print(f"   journal     {tp['journal_storage']}")
     if not isinstance(two, str):
         print(f"   PostgreSQL  {two['pg_storage']}")
-    print(f"5. best trial on its test part ({args.learn_trials} trials x {args.learn_steps} steps)")
-    print(
-        f"   {'market':<12} {'validation':>10} {'test':>8} {'buy&hold':>9} {'flat':>6} {'sharpe':>7}"
-    )
+    if learn:
+        print(
+            f"5. best trial on its test part ({args.learn_trials} trials x {args.learn_steps} steps)"
+        )
+        print(
+            f"   {'market':<12} {'validation':>10} {'test':>8} {'buy&hold':>9} {'flat':>6} {'sharpe':>7}"
+        )
     for market, r in learn.items():
         print(
             f"   {market:<12} {r['validation']:>10.1%} {r['test']:>8.1%} {r['buy_and_hold']:>9.1%} "

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -128,6 +129,7 @@ def train(
       perfmode train --fresh --seed 7
       perfmode train --seeds 0-3 --run sweep
     """
+    started_cpu = time.process_time()  # what this trainer uses from here on is its start-up
     if seeds is not None:
         code = _train_seeds(
             seeds,
@@ -186,6 +188,7 @@ def train(
                 progress_bar=sys.stderr.isatty(),
                 config_summary=summary,
                 trust_checkpoint=trust_checkpoint,
+                started_cpu=started_cpu,
             )
         except _StoppedBeforeTraining:
             logging.getLogger("perfmode.train").info(

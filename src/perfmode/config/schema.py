@@ -125,6 +125,10 @@ class TrainingConfig:
     """CPU priority the trainer lowers itself by (0..19, POSIX nice; on Windows 1-14 is the
     below-normal priority class, 15-19 idle). On an idle machine it costs nothing; while you
     work, your programs and perfmode's own commands go first."""
+    startup_counts: bool = True
+    """A capped mode's share (quiet's) covers the trainer's start-up: the CPU it took before
+    its first step (torch, the data, the model; seconds, again at every trial of a sweep)
+    is paid back, resting, before it trains on. False: only training counts."""
     validate_every: int = 0
     """Every this many timesteps (at the next rollout boundary), and when the run finishes,
     score the policy on the validation part (env.validation) and add it to the run's

@@ -5,6 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+MAX_PAUSE_S = 0.25
+"""The longest one sleep of the duty cycle. A longer pause (a start-up to pay back, a slow
+first optimizer step) is slept in parts, one per tick, so the governor still polls between
+them and a switch still takes effect within a second."""
+
 
 class DutyCycle:
     """Caps the trainer at ``share`` of the time, in slots of about ``slot`` seconds.
@@ -20,6 +25,12 @@ class DutyCycle:
     the GPU runs the kernels after the CPU queued them and that is no CPU time at all, so at
     the end of a slot ``settle`` first waits, asleep, for the slot's GPU work, and the slot's
     busy time is then its wall time: the GPU is held to the share, not only the CPU.
+
+    What a slot used beyond its share, and what :meth:`charge` adds (a trainer's start-up,
+    before the duty cycle existed), is a *debt* in busy seconds, paid by sleeping
+    debt / share, at most ``MAX_PAUSE_S`` per tick. A new share below 1 keeps the debt (a
+    run joining the home changes everyone's share, and must not wipe what they owe); an
+    uncapped share (performance) forgives it.
     """
 
     def __init__(
@@ -31,9 +42,12 @@ class DutyCycle:
         settle: Callable[[], None] | None = None,
         wall: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
+        max_pause: float = MAX_PAUSE_S,
     ) -> None:
         self.share = share
         self.slot = slot
+        self.max_pause = max_pause
+        self.debt = 0.0
         self._clock, self._settle, self._wall, self._sleep = clock, settle, wall, sleep
         self._start()
 
@@ -41,21 +55,40 @@ class DutyCycle:
         self._wall0 = self._wall()
         self._busy0 = self._clock()
 
+    def _owed(self, now: float) -> float:
+        """Busy seconds this slot used beyond its share so far."""
+        return (self._clock() - self._busy0) - self.share * (now - self._wall0)
+
     def set_share(self, share: float) -> None:
+        if share >= 1.0:
+            self.debt = 0.0
+        elif self.share < 1.0:
+            self.debt += max(0.0, self._owed(self._wall()))
         self.share = share
         self._start()
+
+    def charge(self, busy: float) -> None:
+        """Busy seconds the duty cycle did not see (a start-up), to be paid at this share."""
+        if self.share < 1.0 and busy > 0:
+            self.debt += busy
+
+    @property
+    def pays_for(self) -> float:
+        """Seconds of sleep the debt still takes at this share."""
+        return self.debt / self.share if self.share < 1.0 else 0.0
 
     def tick(self, now: float) -> None:
         """``now``: the ``wall`` clock's time."""
         if self.share >= 1.0:
             return
-        busy = self._clock() - self._busy0
-        if busy >= self.share * self.slot:
+        if self._clock() - self._busy0 >= self.share * self.slot:
             if self._settle is not None:
                 self._settle()
                 now = self._wall()
-                busy = self._clock() - self._busy0
-            pause = busy / self.share - (now - self._wall0)
-            if pause > 0:
-                self._sleep(pause)
+            self.debt += max(0.0, self._owed(now))
+            self._start()
+        if self.debt > 0:
+            pause = min(self.pays_for, self.max_pause)
+            self._sleep(pause)
+            self.debt = max(0.0, self.debt - pause * self.share)
             self._start()

@@ -70,6 +70,7 @@ class TrainingSession:
         resumed_from: Checkpoint | None = None,
         *,
         progress_bar: bool = False,
+        started_cpu: float | None = None,
     ) -> None:
         self.config, self.model, self.venv = config, model, venv
         self.stop = StopRequest()
@@ -86,6 +87,7 @@ class TrainingSession:
             should_stop=lambda: self.stop.requested,
             trainers=peers.pids,
             budget=HomeBudget(run, peers, self._cores_wanted),
+            started_cpu=started_cpu,
         )
         self.progress = TrainProgress(
             config.training.total_timesteps, model.num_timesteps, terminal=progress_bar

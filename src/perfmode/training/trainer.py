@@ -54,6 +54,7 @@ def train(
     progress_bar: bool = False,
     config_summary: Sequence[str] = (),
     trust_checkpoint: bool = False,
+    started_cpu: float | None = None,
 ) -> TrainResult:
     """Train until ``config.training.total_timesteps`` (resuming if the run has checkpoints).
 
@@ -62,6 +63,10 @@ def train(
     ``config_summary``: lines saying which config this is, logged once the run is ours.
     ``progress_bar``: a bar on stderr (for a terminal) instead of a progress line every 10%
     of the run.
+    ``started_cpu``: this process's CPU time (``time.process_time()``) when the trainer's
+    start began (``perfmode train`` takes it first thing): what it used since is its
+    start-up, which a capped mode's share pays back before training on (unless
+    ``training.startup_counts`` is false). None: nothing is charged.
     """
     config = config.with_data(data)
     t = config.training
@@ -113,7 +118,16 @@ def train(
 
         config = _whole_rollouts(config, model.num_timesteps)
         session = TrainingSession(
-            config, home, run, model, venv, market, device, resume, progress_bar=progress_bar
+            config,
+            home,
+            run,
+            model,
+            venv,
+            market,
+            device,
+            resume,
+            progress_bar=progress_bar,
+            started_cpu=started_cpu if t.startup_counts else None,
         )
         with session.stop.installed():  # through finish(): a stop while it saves changes nothing
             try:
