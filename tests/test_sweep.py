@@ -178,8 +178,11 @@ def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
         # trial per home, whichever sweep starts first and however fast it trains.
         SettingsStore(h.settings).set_mode(Mode.PAUSED, "test")
     cfg = sweep_config(tmp_path / "sweep.yaml")
-    args = ("--trials", "2", "--jobs", "1", "--storage", postgres.url)
-    a, b = start_sweep(quiet, "pg", cfg, *args), start_sweep(perf, "pg", cfg, *args)
+    args = ("--trials", "2", "--jobs", "1", "--storage")
+    # The database trusts 127.0.0.1: a password is accepted, and must be written nowhere.
+    secret = postgres.url.replace("@", ":s3cret@", 1)
+    a = start_sweep(quiet, "pg", cfg, *args, postgres.url)
+    b = start_sweep(perf, "pg", cfg, *args, secret)
     try:
         runs = {
             h: wait_for(f"a trial of {h.root.name}", lambda h=h: _paused_trial(h), proc=p)
@@ -206,6 +209,17 @@ def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
     )
     assert shown.returncode == 0 and "Best: trial" in shown.stdout
     assert postgres.url.split("@")[1] in shown.stdout.splitlines()[0]
+    # The page of either home shows the whole study (both homes' trials) from the snapshot
+    # its sweep wrote when it ended, without the password.
+    from perfmode.web.sweeps import sweeps_state
+
+    for h in (quiet, perf):
+        (pg,) = sweeps_state(h)["sweeps"]
+        assert pg["counts"] == {"complete": 2} and pg["as_of"], pg
+        assert {t["home"] for t in pg["trials"]} == {str(quiet.root), str(perf.root)}
+        assert pg["best"]["number"] in (0, 1)
+        assert "s3cret" not in (h.root / "sweeps" / "pg.study.json").read_text()
+    assert "***" in sweeps_state(perf)["sweeps"][0]["storage"]
 
 
 def test_a_database_that_goes_away_mid_trial_does_not_stop_training(

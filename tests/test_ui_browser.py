@@ -183,3 +183,45 @@ def test_the_pages_mode_colours_come_from_the_mode_table(browser, ui: UiServer) 
 
 def _channels(hex_colour: str) -> list[int]:
     return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_the_sweeps_card_shows_a_journal_and_a_database_study(
+    home: Home, page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from playwright.sync_api import expect
+
+    from perfmode.sweep.snapshot import write_snapshot
+    from tests.test_ui_sweeps import _study
+
+    _study(home, "lr")
+    row = {
+        "number": 4,
+        "state": "complete",
+        "value": 0.0731,
+        "params": {"ppo.gamma": 0.99},
+        "steps": 4096,
+        "run": "sweep-pg-4",
+        "host": "other-box",
+    }
+    write_snapshot(
+        home,
+        "pg",
+        {
+            "storage": "postgresql://me:***@db/perfmode",
+            "objective": "validation total return",
+            "counts": {"complete": 1},
+            "best": row,
+            "best_so_far": [{"number": 4, "best": 0.0731}],
+            "trials": [row],
+        },
+    )
+    card = page.locator("#sweeps-card")
+    expect(card).to_be_visible(timeout=SLOW_MS)
+    lr, pg = card.locator(".sweep[data-sweep='lr']"), card.locator(".sweep[data-sweep='pg']")
+    expect(lr.locator("tbody tr")).to_have_count(4, timeout=SLOW_MS)
+    expect(lr.locator(".as-of")).to_have_count(0)
+    expect(pg.locator("tbody tr")).to_have_count(1)
+    expect(pg).to_contain_text("best so far: trial 4, 7.31% (sweep-pg-4)")
+    expect(pg).to_contain_text("other-box")
+    expect(pg.locator(".as-of")).to_contain_text("postgresql://me:***@db/perfmode: as of ")
+    card.screenshot(path=str(tmp_path_factory.mktemp("shots") / "sweeps-card.png"))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import socket
 import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from perfmode.base.home import Home
 from tests.conftest import wait_for
@@ -84,3 +87,90 @@ def test_the_page_loads_the_sweeps_script() -> None:
     )
     script = (static / "sweeps.js").read_text()
     assert "/api/sweeps" in script and "innerHTML" not in script  # text only, never markup
+
+
+def _snapshot(home: Home, name: str, text: str) -> Path:
+    path = home.root / "sweeps" / f"{name}.study.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_study_outside_the_home_is_shown_from_its_snapshot_with_its_time(home: Home) -> None:
+    from perfmode.sweep.snapshot import write_snapshot
+
+    _study(home, "lr")
+    row = {
+        "number": 0,
+        "state": "complete",
+        "value": 0.07,
+        "last_report": {"report": 3, "value": 0.07},
+        "params": {"ppo.gamma": 0.99},
+        "steps": 4096,
+        "run": "sweep-pg-0",
+        "host": "other-box",
+        "home": "/elsewhere",
+        "error": None,
+        "retries": 0,
+        "started": "2026-12-07T03:00:00+00:00",
+        "finished": "2026-12-07T03:01:00+00:00",
+    }
+    write_snapshot(
+        home,
+        "pg",
+        {
+            "sweep": "pg",
+            "storage": "postgresql://me:***@db/perfmode",
+            "objective": "validation total return",
+            "counts": {"complete": 1},
+            "best": row,
+            "best_so_far": [{"number": 0, "best": 0.07}],
+            "trials": [row],
+        },
+    )
+    status, body = _get(home, "/api/sweeps")
+    assert status == 200, body
+    sweeps = {s["sweep"]: s for s in body["sweeps"]}
+    assert set(sweeps) == {"lr", "pg"}
+    pg = sweeps["pg"]
+    assert pg["storage"] == "postgresql://me:***@db/perfmode" and pg["as_of"]
+    assert pg["trials"] == [row] and pg["best"] == row
+    assert "as_of" not in sweeps["lr"]  # a journal in the home is read as it is now
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"trials": 5}',
+        '{"trials": [1, "x", {"number": "7"}], "counts": [], "best": 3}',
+        '{"trials": [{"number": 1, "value": NaN, "params": {"a": Infinity, "b": [1]},'
+        ' "steps": 1e400, "state": {"x": 1}, "last_report": {"value": NaN}}],'
+        ' "best_so_far": [{"number": 1, "best": NaN}, "z"], "counts": {"complete": "9"}}',
+        '{"trials": [' + ",".join(['{"number": 1}'] * 400_000) + "]}",  # over 4 MiB: unread
+    ],
+    ids=["garbage", "list", "trials-not-list", "wrong-types", "non-finite", "huge"],
+)
+def test_a_damaged_snapshot_is_one_problem_line_or_its_sane_rows(home: Home, text: str) -> None:
+    _snapshot(home, "bad", text)
+    status, body = _get(home, "/api/sweeps")
+    assert status == 200, body
+    (bad,) = body["sweeps"]
+    if "problem" in bad:
+        assert bad["problem"].startswith("cannot read bad.study.json")
+    else:  # what is left is what the page can draw: numbers that are numbers, no NaN
+        for t in bad["trials"]:
+            assert isinstance(t["number"], int) and isinstance(t["params"], dict)
+            assert t["value"] is None or isinstance(t["value"], float)
+        assert all(isinstance(v, int) for v in bad["counts"].values())
+
+
+def test_a_fifo_or_a_folder_at_a_snapshot_does_not_hang_the_page(home: Home) -> None:
+    folder = home.root / "sweeps"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "fifo.study.json")
+    (folder / "dir.study.json").mkdir()
+    status, body = _get(home, "/api/sweeps")
+    assert status == 200, body
+    assert {s["sweep"]: "problem" in s for s in body["sweeps"]} == {"fifo": True, "dir": True}

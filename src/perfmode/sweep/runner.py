@@ -33,6 +33,8 @@ from perfmode.config.schema import Config
 from perfmode.errors import PerfmodeError
 from perfmode.sweep import trials as tr
 from perfmode.sweep.child import TrialProcess, steps_of, wait_for_run_lock
+from perfmode.sweep.show import summary
+from perfmode.sweep.snapshot import needs_snapshot, write_snapshot
 from perfmode.sweep.storage import DEFAULT_PATIENCE_S, StorageClock, Where, first_line
 from perfmode.sweep.study import Records, open_study
 from perfmode.sweep.watch import Outcome, failed, watch
@@ -103,10 +105,13 @@ class Sweep:
         self.stop = threading.Event()
         self.result = SweepResult()
         self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot = needs_snapshot(home, w, options.name)
 
     def run(self) -> SweepResult:
         self.records.retry_dead_trials()
         self.records.enqueue_seeds(self.config.sweep.seed_list)
+        self.write_snapshot()
         workers = [
             threading.Thread(target=self._worker, name=f"sweep-worker-{i}", daemon=True)
             for i in range(self.opt.jobs)
@@ -117,7 +122,18 @@ class Sweep:
             while any(w.is_alive() for w in workers):
                 for w in workers:
                     w.join(timeout=0.2)
+        self.write_snapshot()
         return self.result
+
+    def write_snapshot(self) -> None:
+        """For the page, a study it cannot open itself (:mod:`perfmode.sweep.snapshot`)."""
+        if not self._snapshot:
+            return
+        with self._snapshot_lock:
+            try:
+                write_snapshot(self.home, self.opt.name, summary(self.study, self.where))
+            except Exception as e:  # the page's copy: never a trial's or the sweep's failure
+                log.debug("sweep snapshot not written: %s", first_line(e))
 
     def _worker(self) -> None:
         while not self.stop.is_set():
@@ -164,6 +180,7 @@ class Sweep:
         if not self._record(trial, outcome, run, ident):
             return False
         self._write_cost(trial.number, run, started, spent)
+        self.write_snapshot()
         return True
 
     def _record(self, trial: Any, out: Outcome, run: str, ident: dict[str, Any]) -> bool:

@@ -54,9 +54,14 @@ function sweepView(s) {
     h("td", { class: "num", text: t.steps === null || t.steps === undefined ? "–" : t.steps.toLocaleString() }),
     h("td", { text: t.host || "–" }),
     h("td", { class: "params", text: Object.entries(t.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") })));
+  // A study outside the home (a database) is the snapshot its sweep process last wrote.
+  const asOf = s.as_of
+    ? h("p", { class: "muted as-of", text: `${s.storage}: as of ${new Date(s.as_of).toLocaleTimeString()}, written by this home's sweep after each trial` })
+    : null;
   return h("div", { class: "sweep", "data-sweep": s.sweep },
     h("h3", { text: `${s.sweep}` }),
     h("p", { class: "muted", text: `${counts}; ${s.objective}; ${best}` }),
+    asOf,
     bestLine(s.best_so_far),
     h("table", { class: "trials" },
       h("thead", {}, h("tr", {}, ...["#", "state", "value", "steps", "machine", "params"].map((c) => h("th", { text: c })))),
