@@ -1,6 +1,7 @@
 """Several runs in one home: the mode is the home's budget (issue 22's targets, side by side).
 
-On the default config, each figure over a ``--window`` of seconds after a warm-up:
+On the default config, each figure over a ``--window`` of seconds after a warm-up (and, in
+quiet, after the runs have paid back their start-up: the steady state):
 
 - quiet: one run alone, and three runs together (target: together within quiet's share for
   the home, 0.5 cores by default, ±10 %; one alone unchanged);
@@ -66,9 +67,19 @@ def stop(trainers: list[Trainer]) -> None:
         t.proc.wait(timeout=180)
 
 
+def wait_paid_back(home: Path, runs: list[str], limit: float = 180.0) -> None:
+    """Until no run rests to pay back its start-up (quiet's): not the steady state."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and any(status(home, r).get("payback_s") for r in runs):
+        time.sleep(0.2)
+
+
 def measure(home: Path, runs: list[str], trainers: list[Trainer], warm: float, window: float):
-    """(cores used together, steps/s together, runs waiting at the end, state flips)."""
+    """(cores used together, steps/s together, runs waiting at the end, state flips), over
+    ``window`` seconds from ``warm`` seconds on, or from the end of the runs' start-up
+    pay-back when that is later."""
     time.sleep(warm)
+    wait_paid_back(home, runs)
     pids = [t.proc.pid for t in trainers]
     cpu0 = sum(cpu_seconds(p) for p in pids)
     steps0 = sum(status(home, r).get("timesteps") or 0 for r in runs)

@@ -18,7 +18,7 @@ import psutil
 
 from perfmode.base.home import Home
 from perfmode.settings.store import SettingsStore
-from tests.conftest import wait_for
+from tests.conftest import run_perfmode, wait_for
 from tests.trainkit import (
     log_text,
     mode_lines,
@@ -70,6 +70,10 @@ def test_quiet_holds_a_trainer_to_its_share_from_its_start_and_a_switch_forgives
         logged_at = time.monotonic()
         payback_s = float(found[2])
         assert payback_s >= 5, found[0]
+        # status and `perfmode status` say why it makes no progress yet.
+        assert read_status(home)["payback_s"] > 1
+        shown = run_perfmode("status", "--home", str(home.root)).stdout
+        assert "paying back its start-up: resting" in shown, shown
         seen = len(mode_lines(home))
         SettingsStore(home.settings).set_mode("performance", changed_by="cli")
         written = home.settings.stat().st_mtime
@@ -95,6 +99,7 @@ def test_quiet_holds_a_trainer_to_its_share_from_its_start_and_a_switch_forgives
         )
         used = _cpu_over_life(psutil.Process(procs[0].pid))
         assert used <= SHARE * 1.5, f"{used:.2f} cores over its life at quiet's {SHARE}"
+        wait_for("nothing owed", lambda: "payback_s" not in read_status(home), proc=procs[0])
     finally:
         for p in procs:
             stop_trainer(p)

@@ -212,6 +212,9 @@ def _applied(t: TrainerStatus) -> str:
     knobs = f"batch {_steps(k.batch_size)}, epochs {_steps(k.n_epochs)}, threads {_steps(k.torch_threads)}"
     applied = when(parse_time(t.mode.applied_at))
     wait = ", waiting" if waiting else ""
+    owed = _num(k.payback_s)
+    if not waiting and owed is not None and 0 < owed < 1e6:
+        wait = f", paying back its start-up: resting {owed:.0f} s"
     return f"{_text(t.mode.applied_mode)} ({knobs}, cpu {cpu_s}{wait}) {applied}"
 
 

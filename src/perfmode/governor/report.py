@@ -38,6 +38,7 @@ def report_governor(gov: Governor, into: TrainerStatus) -> None:
         cpu_share=0.0 if gov.waiting else gov.duty_share(),
         cuda_memory_fraction=k.cuda_memory_fraction if gov.device == "cuda" else None,
         batch_cap=gov.batch_cap,
+        payback_s=round(gov.duty.pays_for, 1) if gov.duty.pays_for >= 0.5 else None,
     )
     into.idle = IdleSection(
         input_idle_s=gov.idle.reading if gov.idle.source_name else None,

@@ -159,6 +159,9 @@ class KnobsSection(_Section):
     cpu_share: float | None = None
     cuda_memory_fraction: float | None = None
     batch_cap: int | None = None
+    payback_s: float | None = None
+    """Seconds of rest the run still owes its capped share (its start-up, a long step),
+    slept before it trains on; None when it owes none."""
 
     KEYS_0_1_0 = _keys("batch_size n_epochs torch_threads cpu_share cuda_memory_fraction batch_cap")
 

@@ -281,7 +281,9 @@ function fillRun(el, { run, st, launch, state: rstate }, s) {
     // A waiting run sleeps: it gets no CPU, whatever share its profile would give it.
     const waiting = st.state === "waiting" || (st.budget && st.budget.state === "waiting");
     const share = typeof st.cpu_share === "number" ? `${Math.round(st.cpu_share * 100)}%` : "?";
-    const cpu = waiting ? "0% (waiting)" : share;
+    // A run that rests to pay back its start-up trains at its share once it has.
+    const owed = typeof st.payback_s === "number" && st.payback_s >= 1 ? ` (paying back its start-up: resting ${Math.round(st.payback_s)} s)` : "";
+    const cpu = waiting ? "0% (waiting)" : share + owed;
     const t = st.threads || {};
     const how = t.choice === "trying" ? " (trying)" : t.choice === "measured" ? " (measured)" : "";
     applied.append(
