@@ -190,31 +190,10 @@ def test_the_sweeps_card_shows_a_journal_and_a_database_study(
 ) -> None:
     from playwright.sync_api import expect
 
-    from perfmode.sweep.snapshot import write_snapshot
-    from tests.test_ui_sweeps import _study
+    from tests.test_ui_sweeps import _study, database_snapshot
 
     _study(home, "lr")
-    row = {
-        "number": 4,
-        "state": "complete",
-        "value": 0.0731,
-        "params": {"ppo.gamma": 0.99},
-        "steps": 4096,
-        "run": "sweep-pg-4",
-        "host": "other-box",
-    }
-    write_snapshot(
-        home,
-        "pg",
-        {
-            "storage": "postgresql://me:***@db/perfmode",
-            "objective": "validation total return",
-            "counts": {"complete": 1},
-            "best": row,
-            "best_so_far": [{"number": 4, "best": 0.0731}],
-            "trials": [row],
-        },
-    )
+    database_snapshot(home)
     card = page.locator("#sweeps-card")
     expect(card).to_be_visible(timeout=SLOW_MS)
     lr, pg = card.locator(".sweep[data-sweep='lr']"), card.locator(".sweep[data-sweep='pg']")

@@ -96,25 +96,27 @@ def _snapshot(home: Home, name: str, text: str) -> Path:
     return path
 
 
-def test_a_study_outside_the_home_is_shown_from_its_snapshot_with_its_time(home: Home) -> None:
+PG_ROW = {
+    "number": 4,
+    "state": "complete",
+    "value": 0.0731,
+    "last_report": {"report": 3, "value": 0.0731},
+    "params": {"ppo.gamma": 0.99},
+    "steps": 4096,
+    "run": "sweep-pg-4",
+    "host": "other-box",
+    "home": "/elsewhere",
+    "error": None,
+    "retries": 0,
+    "started": "2026-12-07T03:00:00+00:00",
+    "finished": "2026-12-07T03:01:00+00:00",
+}
+
+
+def database_snapshot(home: Home) -> None:
+    """Study "pg" in a database, as the home's sweep writes it: one trial, on another box."""
     from perfmode.sweep.snapshot import write_snapshot
 
-    _study(home, "lr")
-    row = {
-        "number": 0,
-        "state": "complete",
-        "value": 0.07,
-        "last_report": {"report": 3, "value": 0.07},
-        "params": {"ppo.gamma": 0.99},
-        "steps": 4096,
-        "run": "sweep-pg-0",
-        "host": "other-box",
-        "home": "/elsewhere",
-        "error": None,
-        "retries": 0,
-        "started": "2026-12-07T03:00:00+00:00",
-        "finished": "2026-12-07T03:01:00+00:00",
-    }
     write_snapshot(
         home,
         "pg",
@@ -123,18 +125,23 @@ def test_a_study_outside_the_home_is_shown_from_its_snapshot_with_its_time(home:
             "storage": "postgresql://me:***@db/perfmode",
             "objective": "validation total return",
             "counts": {"complete": 1},
-            "best": row,
-            "best_so_far": [{"number": 0, "best": 0.07}],
-            "trials": [row],
+            "best": PG_ROW,
+            "best_so_far": [{"number": 4, "best": 0.0731}],
+            "trials": [PG_ROW],
         },
     )
+
+
+def test_a_study_outside_the_home_is_shown_from_its_snapshot_with_its_time(home: Home) -> None:
+    _study(home, "lr")
+    database_snapshot(home)
     status, body = _get(home, "/api/sweeps")
     assert status == 200, body
     sweeps = {s["sweep"]: s for s in body["sweeps"]}
     assert set(sweeps) == {"lr", "pg"}
     pg = sweeps["pg"]
     assert pg["storage"] == "postgresql://me:***@db/perfmode" and pg["as_of"]
-    assert pg["trials"] == [row] and pg["best"] == row
+    assert pg["trials"] == [PG_ROW] and pg["best"] == PG_ROW
     assert "as_of" not in sweeps["lr"]  # a journal in the home is read as it is now
 
 
