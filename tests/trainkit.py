@@ -21,9 +21,9 @@ from perfmode.training.command import train_command
 # Every value a test relies on is spelled out here, not taken from the embedded defaults
 # (which may change): the mode profiles in full, nice 0 so that an in-process train()
 # leaves the pytest process's priority alone, and no start-up pay-back (at quiet's 0.5 it
-# would add ~4 s before every trainer's first step; test_startup_charge.py turns it on). One torch thread in both modes: a tiny network
-# gains nothing from two, and two crawl on a busy 2-core machine. Tests that need a knob set
-# differently say so.
+# would add ~4 s before every trainer's first step; test_startup_charge.py turns it on).
+# One torch thread in both modes: a tiny network gains nothing from two, and two crawl on a
+# busy 2-core machine. Tests that need a knob set differently say so.
 TINY: dict[str, Any] = {
     "env": {"window": 8, "episode_length": 64, "synthetic_length": 800},
     "ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [8]},
