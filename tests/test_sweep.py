@@ -170,6 +170,16 @@ def _paused_trial(home: Home) -> str | None:
     return None
 
 
+def _shown_running(home: Home, run: str) -> bool:
+    from perfmode.web.sweeps import sweeps_state
+
+    return any(
+        t["run"] == run and t["state"] == "running"
+        for s in sweeps_state(home)["sweeps"]
+        for t in s.get("trials", [])
+    )
+
+
 def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
     quiet, perf = Home(tmp_path / "quiet"), Home(tmp_path / "perf")
     for h in (quiet, perf):
@@ -188,6 +198,13 @@ def test_two_homes_one_postgresql_study(tmp_path: Path, postgres) -> None:
             h: wait_for(f"a trial of {h.root.name}", lambda h=h: _paused_trial(h), proc=p)
             for h, p in ((quiet, a), (perf, b))
         }
+        # While a trial runs, the home's page sees it within a refresh of the snapshot.
+        for h in (quiet, perf):
+            wait_for(
+                f"{h.root.name}'s page to show its trial",
+                lambda h=h: _shown_running(h, runs[h]),
+                timeout=60,  # the snapshot is refreshed every 10 s
+            )
     finally:
         SettingsStore(quiet.settings).set_mode(Mode.QUIET, "test")
         _performance(perf)

@@ -41,6 +41,10 @@ from perfmode.sweep.watch import Outcome, failed, watch
 
 log = logging.getLogger("perfmode.sweep")
 
+SNAPSHOT_EVERY_S = 10.0
+"""How often a sweep whose study the page cannot open refreshes its snapshot besides each
+trial's result (:mod:`perfmode.sweep.snapshot`)."""
+
 COST_FILE = "trial_cost.json"
 """In a trial's run folder: its wall time and every storage call it made (the benchmark's
 "storage cost"), written once the result is recorded, so the result's own calls count."""
@@ -119,9 +123,13 @@ class Sweep:
         with stop_on_signals(self.stop):
             for w in workers:
                 w.start()
+            refresh = time.monotonic() + SNAPSHOT_EVERY_S
             while any(w.is_alive() for w in workers):
                 for w in workers:
                     w.join(timeout=0.2)
+                if time.monotonic() >= refresh:  # running trials' steps, other machines' trials
+                    self.write_snapshot()
+                    refresh = time.monotonic() + SNAPSHOT_EVERY_S
         self.write_snapshot()
         return self.result
 

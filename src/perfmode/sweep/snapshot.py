@@ -4,7 +4,7 @@ The page reads the home's journals itself, but a study in a database (PostgreSQL
 machines) it does not open: it would need the URL and its password, and a page that
 connects to whatever a file names is a page a file can steer. So the sweep process, which
 holds the storage anyway, writes what ``--show --json`` would print to this file when it
-starts, after each trial's result and when it ends. The page reads it as data, bounded and
+starts, after each trial's result, every 10 s while it runs, and when it ends. The page reads it as data, bounded and
 checked field by field: whatever the file holds, a row it cannot take is dropped or the
 sweep is shown with one problem line, never a broken page.
 """

@@ -56,7 +56,7 @@ function sweepView(s) {
     h("td", { class: "params", text: Object.entries(t.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") })));
   // A study outside the home (a database) is the snapshot its sweep process last wrote.
   const asOf = s.as_of
-    ? h("p", { class: "muted as-of", text: `${s.storage}: as of ${new Date(s.as_of).toLocaleTimeString()}, written by this home's sweep after each trial` })
+    ? h("p", { class: "muted as-of", text: `${s.storage}: as of ${new Date(s.as_of).toLocaleTimeString()}, written by this home's sweep while it runs` })
     : null;
   return h("div", { class: "sweep", "data-sweep": s.sweep },
     h("h3", { text: `${s.sweep}` }),
