@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+log = logging.getLogger("perfmode.train")
 
 MAX_PAUSE_S = 0.25
 """The longest one sleep of the duty cycle. A longer pause (a start-up to pay back, a slow
@@ -92,3 +95,24 @@ class DutyCycle:
             self._sleep(pause)
             self.debt = max(0.0, self.debt - pause * self.share)
             self._start()
+
+
+def charge_startup(duty: DutyCycle, cpu: float) -> None:
+    """A trainer's start-up (``cpu`` seconds: torch, the data, the model, before the duty
+    cycle existed) counts against the share like any other work: a capped run pays it back,
+    resting start-up / share seconds, before it trains on. Otherwise every trainer's start
+    (and a sweep starts one per trial) is CPU the home's budget never sees.
+
+    All of it counts, not only what exceeded the share over the start-up's wall time: a run
+    joins the home's line once its status exists, so while it started the runs in line held
+    the home's whole budget (and two runs starting together would each have found the home
+    empty and credited themselves the same budget)."""
+    duty.charge(cpu)
+    if duty.pays_for >= 1.0:
+        log.info(
+            "⏱️  Start-up took %.1f s of CPU; at %.0f%% of a core it is paid back over the "
+            "next %.0f s",
+            cpu,
+            duty.share * 100,
+            duty.pays_for,
+        )

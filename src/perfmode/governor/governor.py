@@ -41,6 +41,7 @@ from perfmode.base.clock import utc_now
 from perfmode.base.modes import Mode, under_heat
 from perfmode.config.schema import Config
 from perfmode.governor.appliers import KnobAppliers
+from perfmode.governor.duty import charge_startup
 from perfmode.governor.effective import Decision
 from perfmode.governor.gpu import monitor_for
 from perfmode.governor.homebudget import HomeBudget, home_free_cores
@@ -169,7 +170,7 @@ class Governor:
             why = "default; no settings.json yet"
         self._log_mode(why or self.decision.reason)
         if started_cpu is not None:
-            self._charge_startup(time.process_time() - started_cpu)
+            charge_startup(self.duty, time.process_time() - started_cpu)
 
     @property
     def settings(self) -> Settings:
@@ -211,27 +212,6 @@ class Governor:
         while self.knobs.mode is Mode.PAUSED and not self.should_stop():
             self._sleep(self.poll_interval)
             self._poll()
-
-    def _charge_startup(self, cpu: float) -> None:
-        """The trainer's start-up (``cpu`` seconds: torch, the data, the model, before the
-        duty cycle existed) counts against the share like any other work: a capped run pays it
-        back, resting start-up / share seconds, before it trains on. Otherwise every
-        trainer's start (and a sweep starts one per trial) is CPU the home's budget never
-        sees.
-
-        All of it counts, not only what exceeded the share over the start-up's wall time: a
-        run joins the home's line once its status exists, so while it started the runs in
-        line held the home's whole budget (and two runs starting together would each have
-        found the home empty and credited themselves the same budget)."""
-        self.duty.charge(cpu)
-        if self.duty.pays_for >= 1.0:
-            log.info(
-                "⏱️  Start-up took %.1f s of CPU; at %.0f%% of a core it is paid back over the "
-                "next %.0f s",
-                cpu,
-                self.duty.share * 100,
-                self.duty.pays_for,
-            )
 
     # -- the home's budget (perfmode.governor.homebudget) -------------------------------
 
