@@ -30,7 +30,8 @@ from tests.trainkit import (
 
 SHARE = 0.2
 PAYBACK = re.compile(
-    r"Start-up took ([\d.]+) s of CPU; at 20% of a core it is paid back over the next (\d+) s"
+    r"Start-up took ([\d.]+) s of CPU; at 20% of a core it is paid back by resting (\d+) s "
+    r"before training goes on"
 )
 
 

@@ -110,8 +110,8 @@ def charge_startup(duty: DutyCycle, cpu: float) -> None:
     duty.charge(cpu)
     if duty.pays_for >= 1.0:
         log.info(
-            "⏱️  Start-up took %.1f s of CPU; at %.0f%% of a core it is paid back over the "
-            "next %.0f s",
+            "⏱️  Start-up took %.1f s of CPU; at %.0f%% of a core it is paid back by resting "
+            "%.0f s before training goes on",
             cpu,
             duty.share * 100,
             duty.pays_for,
