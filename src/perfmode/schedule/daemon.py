@@ -28,11 +28,12 @@ import psutil
 from filelock import FileLock, Timeout
 
 from perfmode.base.clock import format_time, utc_now
+from perfmode.base.envvars import env_seconds
 from perfmode.base.fsutil import atomic_write_bytes
 from perfmode.base.home import Home
 from perfmode.base.platform import on_stop_signals
 from perfmode.base.smallfile import read_small
-from perfmode.errors import PerfmodeError, UsageError
+from perfmode.errors import PerfmodeError
 from perfmode.schedule.store import SCHEDULE_KEY, reconcile, timetable_of
 from perfmode.schedule.timetable import Boundary, Timetable, hhmm, last_boundary, next_switches
 from perfmode.settings.store import Settings, SettingsStore
@@ -48,16 +49,13 @@ JOB_ID = "boundary"
 
 
 def tick_seconds(env: dict[str, str] | None = None) -> float:
-    raw = (env if env is not None else os.environ).get(TICK_ENV)
-    if not raw:
-        return DEFAULT_TICK_S
-    try:
-        tick = float(raw)
-    except ValueError:
-        tick = 0.0
-    if not 0 < tick <= 3600:
-        raise UsageError(f"{TICK_ENV}={raw!r}: give seconds between reconciles, 0 < s <= 3600")
-    return tick
+    return env_seconds(
+        TICK_ENV,
+        DEFAULT_TICK_S,
+        lambda s: 0 < s <= 3600,
+        "give seconds between reconciles, 0 < s <= 3600",
+        env,
+    )
 
 
 def read_pid(path: Path) -> int | None:

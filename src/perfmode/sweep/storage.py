@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import threading
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from perfmode.base.envvars import env_seconds
 from perfmode.base.home import Home
 from perfmode.errors import PerfmodeError, UsageError
 
@@ -164,16 +164,13 @@ def first_line(e: BaseException) -> str:
 def patience_seconds(env: dict[str, str] | None = None) -> float:
     """How long a trial's result waits for a storage that went away (``$PERFMODE_SWEEP_PATIENCE_S``,
     default 10 minutes) before its run folder is left for the next sweep to record."""
-    raw = (env if env is not None else os.environ).get(PATIENCE_ENV)
-    if not raw:
-        return DEFAULT_PATIENCE_S
-    try:
-        patience = float(raw)
-    except ValueError:
-        patience = -1.0
-    if not 0 <= patience <= 86_400:
-        raise UsageError(f"{PATIENCE_ENV}={raw!r}: give seconds from 0 to 86400")
-    return patience
+    return env_seconds(
+        PATIENCE_ENV,
+        DEFAULT_PATIENCE_S,
+        lambda s: 0 <= s <= 86_400,
+        "give seconds from 0 to 86400",
+        env,
+    )
 
 
 class StorageClock:
